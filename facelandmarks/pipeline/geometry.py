@@ -1,0 +1,154 @@
+"""Plane geometry shared by every runtime: letterboxing, face crops, mapping points between frames.
+
+Pure Python (no numpy): this module runs in the page under Pyodide as well as in CPython.
+
+Convention: an :class:`Affine` maps **model-input pixels → frame pixels**. That is the direction a
+sampler needs (PIL's ``Image.transform`` takes exactly these six numbers) and the direction in which
+model outputs are mapped back to the frame. The canvas wants the other direction; see
+:meth:`Affine.canvas_transform`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Affine:
+    """x' = a·x + b·y + c ; y' = d·x + e·y + f"""
+    a: float
+    b: float
+    c: float
+    d: float
+    e: float
+    f: float
+
+    @staticmethod
+    def identity() -> "Affine":
+        return Affine(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+    def apply(self, x: float, y: float) -> Point:
+        return (self.a * x + self.b * y + self.c, self.d * x + self.e * y + self.f)
+
+    def apply_all(self, points: Iterable[Sequence[float]]) -> list[Point]:
+        a, b, c, d, e, f = self.a, self.b, self.c, self.d, self.e, self.f
+        return [(a * p[0] + b * p[1] + c, d * p[0] + e * p[1] + f) for p in points]
+
+    def inverse(self) -> "Affine":
+        det = self.a * self.e - self.b * self.d
+        if abs(det) < 1e-12:
+            raise ValueError("affine transform is not invertible")
+        a, b, d, e = self.e / det, -self.b / det, -self.d / det, self.a / det
+        return Affine(a, b, -(a * self.c + b * self.f), d, e, -(d * self.c + e * self.f))
+
+    def then(self, other: "Affine") -> "Affine":
+        """The transform that applies ``self`` first, then ``other``."""
+        o = other
+        return Affine(
+            o.a * self.a + o.b * self.d, o.a * self.b + o.b * self.e, o.a * self.c + o.b * self.f + o.c,
+            o.d * self.a + o.e * self.d, o.d * self.b + o.e * self.e, o.d * self.c + o.e * self.f + o.f)
+
+    @property
+    def scale(self) -> float:
+        """Mean length scale (frame pixels per model pixel)."""
+        return math.sqrt(abs(self.a * self.e - self.b * self.d))
+
+    def pil_data(self) -> tuple[float, ...]:
+        """The six numbers for PIL's ``Image.transform(size, Image.AFFINE, data)``."""
+        return (self.a, self.b, self.c, self.d, self.e, self.f)
+
+    def canvas_transform(self) -> tuple[float, ...]:
+        """Arguments for ``CanvasRenderingContext2D.setTransform(a, b, c, d, e, f)`` that draw the
+        frame into the model-input canvas (canvas order: x' = a·x + c·y + e, y' = b·x + d·y + f)."""
+        inv = self.inverse()
+        return (inv.a, inv.d, inv.b, inv.e, inv.c, inv.f)
+
+
+def letterbox(frame_w: int, frame_h: int, input_w: int, input_h: int, mode: str = "center") -> Affine:
+    """Fit the frame into the model input keeping its aspect ratio.
+
+    ``mode`` is ``"center"`` (pad equally on both sides, MediaPipe's convention) or ``"top-left"``
+    (pad right/bottom only, the seed RetinaFace's convention) or ``"stretch"`` (no padding).
+    Returns model-input pixels → frame pixels.
+    """
+    if frame_w <= 0 or frame_h <= 0:
+        raise ValueError(f"empty frame {frame_w}x{frame_h}")
+    if mode == "stretch":
+        return Affine(frame_w / input_w, 0.0, 0.0, 0.0, frame_h / input_h, 0.0)
+    s = min(input_w / frame_w, input_h / frame_h)
+    if mode == "center":
+        ox, oy = (input_w - frame_w * s) / 2.0, (input_h - frame_h * s) / 2.0
+    elif mode == "top-left":
+        ox = oy = 0.0
+    else:
+        raise ValueError(f"unknown letterbox mode {mode!r}")
+    return Affine(1.0 / s, 0.0, -ox / s, 0.0, 1.0 / s, -oy / s)
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A square, rotated region of the frame: centre and side in frame pixels, rotation in radians
+    (the angle of the crop's x axis in the frame; 0 = upright)."""
+    cx: float
+    cy: float
+    size: float
+    angle: float = 0.0
+
+    def to_frame(self, input_w: int, input_h: int) -> Affine:
+        """Model-input pixels of a ``input_w``×``input_h`` crop → frame pixels."""
+        cos, sin = math.cos(self.angle), math.sin(self.angle)
+        sx, sy = self.size / input_w, self.size / input_h
+        # frame = centre + R(angle) · ((x - W/2)·sx, (y - H/2)·sy)
+        a, b = cos * sx, -sin * sy
+        d, e = sin * sx, cos * sy
+        c = self.cx - a * input_w / 2.0 - b * input_h / 2.0
+        f = self.cy - d * input_w / 2.0 - e * input_h / 2.0
+        return Affine(a, b, c, d, e, f)
+
+
+def eye_line_angle(right_eye: Sequence[float], left_eye: Sequence[float]) -> float:
+    """Angle of the line from the person's right eye (image left) to their left eye (image right)."""
+    return math.atan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])
+
+
+def crop_from_box(box: Sequence[float], right_eye: Sequence[float], left_eye: Sequence[float],
+                  scale: float, shift_y: float = 0.0) -> Crop:
+    """The landmark crop for a detection: square around the box centre, ``scale`` × the box's long
+    side, rotated by the eye line (MediaPipe's detection→ROI rule). ``shift_y`` moves the centre along
+    the face's own vertical axis, in units of the box height."""
+    x0, y0, x1, y1 = box
+    angle = eye_line_angle(right_eye, left_eye)
+    h = y1 - y0
+    cx = (x0 + x1) / 2.0 - math.sin(angle) * shift_y * h
+    cy = (y0 + y1) / 2.0 + math.cos(angle) * shift_y * h
+    return Crop(cx, cy, scale * max(x1 - x0, h), angle)
+
+
+def crop_from_points(points: Sequence[Sequence[float]], right_eye: Sequence[float],
+                     left_eye: Sequence[float], scale: float) -> Crop:
+    """The landmark crop that follows a face's own landmarks (second pass and tracking): the points'
+    extent measured along the eye line and across it, centred on that extent, ``scale`` × its long
+    side."""
+    angle = eye_line_angle(right_eye, left_eye)
+    cos, sin = math.cos(angle), math.sin(angle)
+    us = [p[0] * cos + p[1] * sin for p in points]      # coordinates in the face's own axes
+    vs = [-p[0] * sin + p[1] * cos for p in points]
+    u0, u1, v0, v1 = min(us), max(us), min(vs), max(vs)
+    uc, vc = (u0 + u1) / 2.0, (v0 + v1) / 2.0
+    return Crop(uc * cos - vc * sin, uc * sin + vc * cos, scale * max(u1 - u0, v1 - v0), angle)
+
+
+def box_of(points: Iterable[Sequence[float]]) -> tuple[float, float, float, float]:
+    xs, ys = zip(*((p[0], p[1]) for p in points))
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

@@ -1,0 +1,184 @@
+"""The stage loop: frame → letterbox → detector → parser → landmark crop(s) → landmarks → frame pixels.
+
+Written against two small interfaces so the same code runs in CPython (onnxruntime, PIL) and in the
+page (onnxruntime-web through Pyodide, a canvas):
+
+* :class:`Runtime` runs a graph named in the manifest and reads its outputs;
+* :class:`FrameSource` turns a region of the current frame into a model-input tensor.
+
+Tensors are opaque here: a numpy array in CPython, an ``ort.Tensor`` in the page. The pipeline only
+passes them between stages and reads small outputs (boxes, landmarks) as flat float sequences.
+All coroutines, because onnxruntime-web's ``run`` is a promise; the CPython runtime simply awaits
+synchronous work.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+from .geometry import Affine, Crop, crop_from_box, crop_from_points, letterbox
+from .manifest import DetectorSpec, GraphSpec, InputSpec, Manifest
+from .results import Detection, Face, FrameResult
+
+
+class Runtime(Protocol):
+    async def run(self, graph: GraphSpec, feeds: dict[str, Any]) -> dict[str, Any]:
+        """Run ``graph`` with feeds keyed by *tensor name*; return outputs keyed by tensor name."""
+
+    def read(self, tensor: Any) -> Sequence[float]:
+        """The tensor's values, flattened (row-major)."""
+
+    def release(self, tensors: dict[str, Any]) -> None:
+        """Free tensors the pipeline no longer needs (ORT web: dispose; CPython: nothing)."""
+
+
+class FrameSource(Protocol):
+    width: int
+    height: int
+
+    def to_tensor(self, to_frame: Affine, spec: InputSpec) -> Any:
+        """Sample the frame through ``to_frame`` (model-input pixels → frame pixels) into an
+        NCHW float32 tensor of ``spec``'s size and normalisation; outside the frame is black."""
+
+
+@dataclass
+class PipelineOptions:
+    """Knobs a user may turn; the manifest gives the defaults where it has an opinion."""
+    detector: str | None = None        # detector name or use ("camera", "still"); None → "camera"
+    passes: int = 1                    # landmark passes per detection (2 = re-crop from pass 1)
+    score_threshold: float | None = None   # extra filter over the parser's own threshold
+    max_faces: int | None = None
+
+
+class FacePipeline:
+    def __init__(self, manifest: Manifest, runtime: Runtime, options: PipelineOptions | None = None,
+                 clock=time.perf_counter):
+        self.manifest = manifest
+        self.runtime = runtime
+        self.options = options or PipelineOptions()
+        self.detector_spec: DetectorSpec = manifest.detector(self.options.detector)
+        self.clock = clock
+
+    # -- detector + parser --------------------------------------------------------------------
+    async def detect(self, frame: FrameSource, timings: dict[str, float] | None = None) -> list[Detection]:
+        det = self.detector_spec
+        timings = {} if timings is None else timings
+        to_frame = letterbox(frame.width, frame.height, det.input.width, det.input.height,
+                             det.input.letterbox)
+        t0 = self.clock()
+        image = frame.to_tensor(to_frame, det.input)
+        t1 = self.clock()
+        raw = await self.runtime.run(det.graph, {det.graph.inputs["image"]: image})
+        t2 = self.clock()
+        feeds = {det.parser.inputs[role]: raw[det.graph.outputs[role]]
+                 for role in ("bbox_regressions", "scores", "ldm_regressions")}
+        parsed = await self.runtime.run(det.parser, feeds)
+        t3 = self.clock()
+        self.runtime.release({"image": image})
+        self.runtime.release(raw)
+        detections = self._decode(parsed, to_frame)
+        self.runtime.release(parsed)
+        timings["preprocess"] = timings.get("preprocess", 0.0) + (t1 - t0) * 1e3
+        timings["detector"] = (t2 - t1) * 1e3
+        timings["parser"] = (t3 - t2) * 1e3
+        return detections
+
+    def _decode(self, parsed: dict[str, Any], to_frame: Affine) -> list[Detection]:
+        det = self.detector_spec
+        boxes = self.runtime.read(parsed[det.parser.outputs["boxes"]])
+        scores = self.runtime.read(parsed[det.parser.outputs["scores"]])
+        landms = self.runtime.read(parsed[det.parser.outputs["landms"]])
+        n = len(scores)
+        k = int(det.keypoints["count"])
+        # normalised input coordinates → model-input pixels → frame pixels
+        sx, sy = det.output_scale
+        px, py = det.input.width / sx, det.input.height / sy
+        threshold = self.options.score_threshold
+        out = []
+        for i in range(n):
+            score = float(scores[i])
+            if threshold is not None and score < threshold:
+                continue
+            x0, y0 = to_frame.apply(boxes[4 * i] * px, boxes[4 * i + 1] * py)
+            x1, y1 = to_frame.apply(boxes[4 * i + 2] * px, boxes[4 * i + 3] * py)
+            base = 2 * k * i
+            kps = to_frame.apply_all((landms[base + 2 * j] * px, landms[base + 2 * j + 1] * py)
+                                     for j in range(k))
+            out.append(Detection((x0, y0, x1, y1), score, kps))
+        out.sort(key=lambda d: -d.score)
+        if self.options.max_faces is not None:
+            out = out[: self.options.max_faces]
+        return out
+
+    # -- landmark stage ------------------------------------------------------------------------
+    def crop_for_detection(self, detection: Detection) -> Crop:
+        lm = self.manifest.landmarks
+        kp = self.detector_spec.keypoints
+        return crop_from_box(detection.box, detection.keypoints[kp["right_eye"]],
+                             detection.keypoints[kp["left_eye"]], lm.crop_scale, lm.crop_shift_y)
+
+    def crop_for_face(self, face: Face) -> Crop:
+        """The next crop from a face's own landmarks (second pass, tracking)."""
+        lm = self.manifest.landmarks
+        mesh = face.mesh
+        return crop_from_points([(p[0], p[1]) for p in mesh], mesh[lm.mesh_right_eye],
+                                mesh[lm.mesh_left_eye], lm.crop_scale)
+
+    async def landmarks(self, frame: FrameSource, crop: Crop, timings: dict[str, float] | None = None) -> Face:
+        """Run the landmark graph on one crop; points come back in frame pixels."""
+        lm = self.manifest.landmarks
+        timings = {} if timings is None else timings
+        to_frame = crop.to_frame(lm.input.width, lm.input.height)
+        t0 = self.clock()
+        image = frame.to_tensor(to_frame, lm.input)
+        t1 = self.clock()
+        out = await self.runtime.run(lm.graph, {lm.graph.inputs["image"]: image})
+        t2 = self.clock()
+        mesh_flat = self.runtime.read(out[lm.graph.outputs["mesh"]])
+        points_flat = self.runtime.read(out[lm.graph.outputs["points"]])
+        presence = float(self.runtime.read(out[lm.graph.outputs["presence"]])[0])
+        self.runtime.release({"image": image})
+        self.runtime.release(out)
+        # crop-normalised → crop pixels → frame pixels; z scales like x
+        w, h = lm.input.width, lm.input.height
+        points = to_frame.apply_all((points_flat[2 * i] * w, points_flat[2 * i + 1] * h)
+                                    for i in range(len(points_flat) // 2))
+        zscale = crop.size
+        mesh = [(x, y, mesh_flat[3 * i + 2] * zscale) for i, (x, y) in enumerate(
+            to_frame.apply_all((mesh_flat[3 * i] * w, mesh_flat[3 * i + 1] * h)
+                               for i in range(len(mesh_flat) // 3)))]
+        xs = [p[0] for p in points]
+        ys = [p[1] for p in points]
+        timings["preprocess"] = timings.get("preprocess", 0.0) + (t1 - t0) * 1e3
+        timings["landmarks"] = timings.get("landmarks", 0.0) + (t2 - t1) * 1e3
+        return Face(box=(min(xs), min(ys), max(xs), max(ys)), score=presence, landmarks=points,
+                    mesh=mesh, presence=presence, crop=crop)
+
+    async def refine(self, frame: FrameSource, crop: Crop, passes: int,
+                     timings: dict[str, float]) -> Face:
+        """``passes`` landmark passes, each cropping from the previous pass's landmarks."""
+        face = await self.landmarks(frame, crop, timings)
+        for _ in range(passes - 1):
+            face = await self.landmarks(frame, self.crop_for_face(face), timings)
+        return face
+
+    # -- a whole frame -------------------------------------------------------------------------
+    async def process(self, frame: FrameSource) -> FrameResult:
+        """Detect every face, then (if the manifest has a landmark graph) run the landmark stage."""
+        t_start = self.clock()
+        timings: dict[str, float] = {}
+        detections = await self.detect(frame, timings)
+        result = FrameResult(frame.width, frame.height, timings=timings)
+        lm = self.manifest.landmarks
+        for d in detections:
+            if lm is None:    # the detector's keypoints are the landmarks (e.g. RetinaFace-98)
+                result.faces.append(Face(d.box, d.score, list(d.keypoints)))
+                continue
+            face = await self.refine(frame, self.crop_for_detection(d), max(1, self.options.passes), timings)
+            if face.presence < lm.presence_threshold:
+                continue
+            face.box, face.score = d.box, d.score
+            result.faces.append(face)
+        timings["total"] = (self.clock() - t_start) * 1e3
+        return result

@@ -1,0 +1,144 @@
+"""Checks every export runs: ONNX checker, PyTorch ↔ onnxruntime parity, and a static WebGL check.
+
+The WebGL check approximates what onnxruntime-web's webgl provider accepts (its op table, no int64
+tensors computed on the GPU, constant Pad/Slice parameters, no empty optional inputs); the real
+provider in a browser stays the judge (tests/browser runs it).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import onnx
+
+# onnxruntime-web 1.30 WEBGL_OP_RESOLVE_RULES (dist/ort.webgl.js), opset limits where they bite.
+WEBGL_OPS = set("""Abs Acos Add And Asin Atan AveragePool BatchNormalization Cast Ceil Clip Concat Conv
+ConvTranspose Cos DepthToSpace Div Dropout Elu Equal Exp Flatten Floor Gather Gemm GlobalAveragePool
+GlobalMaxPool Greater Identity ImageScaler InstanceNormalization LRN LeakyRelu Less Log MatMul MaxPool
+Mul Neg Not Or PRelu Pad Pow ReduceLogSum ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum
+ReduceSumSquare Relu Reshape Resize Shape Sigmoid Sin Slice Softmax Split Sqrt Squeeze Sub Sum Tan Tanh
+Tile Transpose Unsqueeze Upsample Xor""".split())
+# ops whose webgl rule stops at an opset (the rule's version range)
+WEBGL_OPSET_LIMITS = {"Split": 12, "ReduceSum": 12, "Squeeze": 12, "Unsqueeze": 12}
+# inputs that must be constant (initializers or Constant nodes) for webgl, by op and input position
+WEBGL_CONSTANT_INPUTS = {"Pad": (1, 2, 3), "Slice": (1, 2, 3, 4), "Reshape": (1,), "Resize": (1, 2, 3),
+                         "Split": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceSum": (1,)}
+INT64 = onnx.TensorProto.INT64
+
+
+class VerificationError(RuntimeError):
+    """An exported graph failed a check; the message names the graph, node and reason."""
+
+
+def check_model(model: onnx.ModelProto, label: str) -> None:
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as e:  # onnx raises ValidationError / InferenceError
+        raise VerificationError(f"{label}: onnx.checker failed: {e}") from None
+
+
+def _constant_names(graph: onnx.GraphProto) -> set[str]:
+    names = {t.name for t in graph.initializer}
+    names |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    return names
+
+
+def _int64_values(model: onnx.ModelProto) -> set[str]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    g = inferred.graph
+    out = set()
+    for vi in list(g.value_info) + list(g.output) + list(g.input):
+        if vi.type.tensor_type.elem_type == INT64:
+            out.add(vi.name)
+    return out
+
+
+def _shape_derived(graph: onnx.GraphProto, constants: set[str]) -> set[str]:
+    """Values computable from constants and tensor *shapes* alone (Shape→Gather→Concat chains):
+    onnxruntime-web evaluates those on the CPU, so their int64 never reaches the GPU."""
+    known = set(constants)
+    shape_only = {"Shape", "Gather", "Concat", "Unsqueeze", "Squeeze", "Slice", "Cast", "Mul", "Add",
+                  "Sub", "Div", "Constant", "Reshape"}
+    changed = True
+    while changed:
+        changed = False
+        for n in graph.node:
+            if all(o in known for o in n.output):
+                continue
+            if n.op_type == "Shape" or (n.op_type in shape_only and all(i in known for i in n.input if i)):
+                known.update(n.output)
+                changed = True
+    return known
+
+
+def webgl_problems(model: onnx.ModelProto) -> list[str]:
+    """Reasons the webgl provider would refuse this graph, one per offending node (empty = fine)."""
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    constants = _constant_names(graph)
+    cpu_side = _shape_derived(graph, constants)
+    int64 = _int64_values(model)
+    problems = []
+    for n in graph.node:
+        where = f"node {n.name or '?'} ({n.op_type})"
+        if n.domain not in ("", "ai.onnx"):
+            problems.append(f"{where}: custom domain {n.domain!r}")
+            continue
+        if n.op_type not in WEBGL_OPS and n.op_type != "Constant":
+            problems.append(f"{where}: not a WebGL op")
+            continue
+        limit = WEBGL_OPSET_LIMITS.get(n.op_type)
+        if limit is not None and opset > limit and n.op_type in ("Split", "ReduceSum", "Squeeze", "Unsqueeze"):
+            # from opset 13 these take axes/split as an input; fine if that input is constant
+            pass
+        if any(i == "" for i in n.input):
+            problems.append(f"{where}: empty optional input name (the webgl loader fails on it)")
+        for pos in WEBGL_CONSTANT_INPUTS.get(n.op_type, ()):
+            if pos < len(n.input) and n.input[pos] and n.input[pos] not in cpu_side:
+                problems.append(f"{where}: input {pos} ({n.input[pos]}) is computed at run time; "
+                                "webgl needs it constant")
+        if n.op_type == "Resize":
+            mode = next((a.s.decode() for a in n.attribute if a.name == "mode"), "nearest")
+            if mode != "linear":
+                problems.append(f"{where}: Resize mode {mode!r}; webgl runs linear only")
+        if n.op_type in ("Constant", "Shape"):
+            continue
+        for o in n.output:
+            if o in int64 and o not in cpu_side:
+                problems.append(f"{where}: output {o} is an int64 tensor on the GPU (int64 is not supported)")
+    for o in graph.output:
+        if o.type.tensor_type.elem_type == INT64:
+            problems.append(f"graph output {o.name} is int64")
+    return problems
+
+
+def check_webgl(model: onnx.ModelProto, label: str) -> None:
+    problems = webgl_problems(model)
+    if problems:
+        raise VerificationError(f"{label} would not run on onnxruntime-web's webgl provider:\n  "
+                                + "\n  ".join(problems))
+
+
+def max_abs_diff(a: Iterable[np.ndarray], b: Iterable[np.ndarray], names: list[str]) -> dict[str, float]:
+    out = {}
+    for name, x, y in zip(names, a, b):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        if x.shape != y.shape:
+            raise VerificationError(f"{name}: shapes differ {x.shape} vs {y.shape}")
+        out[name] = float(np.max(np.abs(x - y))) if x.size else 0.0
+    return out
+
+
+def onnx_parity(torch_outputs: list[np.ndarray], onnx_path: Path, feeds: dict[str, np.ndarray],
+                output_names: list[str], atol: float, label: str) -> dict[str, float]:
+    """Run the exported graph in onnxruntime and compare with the PyTorch outputs."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(output_names, feeds)
+    diffs = max_abs_diff(torch_outputs, got, output_names)
+    bad = {k: v for k, v in diffs.items() if not v <= atol}
+    if bad:
+        raise VerificationError(f"{label}: onnxruntime differs from PyTorch beyond {atol}: {bad}")
+    return diffs

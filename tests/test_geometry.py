@@ -1,0 +1,94 @@
+"""Geometry shared by the CLI and the page: letterbox, crops, affine algebra."""
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facelandmarks.pipeline.geometry import (Affine, Crop, crop_from_box, crop_from_points,
+                                             eye_line_angle, iou, letterbox)
+
+
+@pytest.mark.parametrize("frame,inp,mode,corners", [
+    # frame (w,h), input (w,h), mode, model-input corners → expected frame points
+    ((640, 480), (128, 128), "center", {(0, 16): (0, 0), (128, 112): (640, 480)}),
+    ((480, 640), (128, 128), "center", {(16, 0): (0, 0), (112, 128): (480, 640)}),
+    ((640, 480), (640, 640), "top-left", {(0, 0): (0, 0), (640, 480): (640, 480)}),
+    ((512, 512), (192, 192), "center", {(0, 0): (0, 0), (192, 192): (512, 512)}),
+    ((100, 50), (10, 20), "stretch", {(0, 0): (0, 0), (10, 20): (100, 50)}),
+])
+def test_letterbox_maps_input_corners_to_frame(frame, inp, mode, corners):
+    t = letterbox(*frame, *inp, mode)
+    for src, dst in corners.items():
+        assert t.apply(*src) == pytest.approx(dst, abs=1e-9)
+
+
+def test_letterbox_rejects_empty_frame_and_unknown_mode():
+    with pytest.raises(ValueError):
+        letterbox(0, 480, 128, 128)
+    with pytest.raises(ValueError, match="unknown letterbox"):
+        letterbox(640, 480, 128, 128, "middle")
+
+
+@pytest.mark.parametrize("t", [
+    Affine(2, 0, 5, 0, 3, -7), Affine(0.5, -0.2, 10, 0.3, 0.9, 4), Crop(100, 80, 50, 0.4).to_frame(192, 192)])
+def test_inverse_and_composition(t):
+    ident = t.then(t.inverse())
+    for p in [(0, 0), (13.5, -2), (100, 200)]:
+        assert ident.apply(*p) == pytest.approx(p, abs=1e-9)
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.3, -1.2, math.pi / 2])
+def test_crop_maps_centre_and_axes(angle):
+    crop = Crop(200.0, 150.0, 90.0, angle)
+    t = crop.to_frame(192, 192)
+    assert t.apply(96, 96) == pytest.approx((200, 150))
+    # the crop's x axis points along `angle`, its full width is `size` frame pixels
+    x1 = t.apply(192, 96)
+    assert math.atan2(x1[1] - 150, x1[0] - 200) == pytest.approx(angle)
+    assert math.dist(x1, (200, 150)) == pytest.approx(45)
+
+
+def test_canvas_transform_is_frame_to_input():
+    t = Crop(200.0, 150.0, 90.0, 0.3).to_frame(192, 192)
+    a, b, c, d, e, f = t.canvas_transform()
+    x, y = t.apply(10, 20)
+    assert (a * x + c * y + e, b * x + d * y + f) == pytest.approx((10, 20))
+
+
+def test_pil_sampling_follows_the_affine():
+    # a white square on black: sampled through a crop centred on it, it must land in the centre
+    im = Image.new("RGB", (300, 200))
+    im.paste((255, 255, 255), (140, 90, 160, 110))
+    t = Crop(150, 100, 40, 0.0).to_frame(40, 40)
+    out = np.asarray(im.transform((40, 40), Image.Transform.AFFINE, t.pil_data(),
+                                  resample=Image.Resampling.BILINEAR))
+    ys, xs = np.nonzero(out[..., 0] > 128)
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (10, 29, 10, 29)
+
+
+def test_eye_line_and_crop_from_box():
+    assert eye_line_angle((0, 0), (10, 0)) == 0
+    assert eye_line_angle((0, 0), (10, 10)) == pytest.approx(math.pi / 4)
+    crop = crop_from_box((100, 100, 200, 140), (120, 110), (180, 110), 1.5)
+    assert (crop.cx, crop.cy, crop.size, crop.angle) == pytest.approx((150, 120, 150, 0))
+
+
+def test_crop_from_points_uses_the_face_axes():
+    # a 40x20 rectangle of points rotated by 30°: in its own axes the extent is 40 long
+    a = math.radians(30)
+    pts = [(u * math.cos(a) - v * math.sin(a) + 50, u * math.sin(a) + v * math.cos(a) + 60)
+           for u in (-20, 0, 20) for v in (-10, 10)]
+    right, left = pts[0], pts[-2]
+    crop = crop_from_points(pts, (50 - 20 * math.cos(a), 60 - 20 * math.sin(a)),
+                            (50 + 20 * math.cos(a), 60 + 20 * math.sin(a)), 1.5)
+    assert (crop.cx, crop.cy, crop.size, crop.angle) == pytest.approx((50, 60, 60, a))
+
+
+@pytest.mark.parametrize("a,b,expected", [
+    ((0, 0, 10, 10), (0, 0, 10, 10), 1.0),
+    ((0, 0, 10, 10), (5, 0, 15, 10), 1 / 3),
+    ((0, 0, 10, 10), (20, 20, 30, 30), 0.0),
+])
+def test_iou(a, b, expected):
+    assert iou(a, b) == pytest.approx(expected)
