@@ -17,9 +17,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
-from .geometry import Affine, Crop, crop_from_box, crop_from_points, letterbox
+from .geometry import Affine, Crop, crop_from_box, crop_from_points, iou, letterbox
 from .manifest import DetectorSpec, GraphSpec, InputSpec, Manifest
 from .results import Detection, Face, FrameResult
+
+
+Region = tuple[float, float, float, float]      # x0, y0, width, height in frame pixels
 
 
 class Runtime(Protocol):
@@ -49,6 +52,7 @@ class PipelineOptions:
     passes: int = 1                    # landmark passes per detection (2 = re-crop from pass 1)
     score_threshold: float | None = None   # extra filter over the parser's own threshold
     max_faces: int | None = None
+    min_face: float | None = None      # stills: smallest face (px) to look for by tiling; None = no tiles
 
 
 class FacePipeline:
@@ -59,13 +63,17 @@ class FacePipeline:
         self.options = options or PipelineOptions()
         self.detector_spec: DetectorSpec = manifest.detector(self.options.detector)
         self.clock = clock
+        self.iou_threshold = float(self.detector_spec.parser.extra.get("iou_threshold", 0.3))
 
     # -- detector + parser --------------------------------------------------------------------
-    async def detect(self, frame: FrameSource, timings: dict[str, float] | None = None) -> list[Detection]:
+    async def detect(self, frame: FrameSource, timings: dict[str, float] | None = None,
+                     region: Region | None = None) -> list[Detection]:
+        """Detector + parser on the whole frame, or on ``region`` (x0, y0, w, h) of it."""
         det = self.detector_spec
         timings = {} if timings is None else timings
-        to_frame = letterbox(frame.width, frame.height, det.input.width, det.input.height,
-                             det.input.letterbox)
+        x0, y0, w, h = region or (0, 0, frame.width, frame.height)
+        to_frame = letterbox(w, h, det.input.width, det.input.height, det.input.letterbox).then(
+            Affine(1.0, 0.0, x0, 0.0, 1.0, y0))
         t0 = self.clock()
         image = frame.to_tensor(to_frame, det.input)
         t1 = self.clock()
@@ -80,9 +88,23 @@ class FacePipeline:
         detections = self._decode(parsed, to_frame)
         self.runtime.release(parsed)
         timings["preprocess"] = timings.get("preprocess", 0.0) + (t1 - t0) * 1e3
-        timings["detector"] = (t2 - t1) * 1e3
-        timings["parser"] = (t3 - t2) * 1e3
+        timings["detector"] = timings.get("detector", 0.0) + (t2 - t1) * 1e3
+        timings["parser"] = timings.get("parser", 0.0) + (t3 - t2) * 1e3
         return detections
+
+    async def detect_all(self, frame: FrameSource, timings: dict[str, float] | None = None) -> list[Detection]:
+        """Every face of a still image, small ones included: the whole frame, then overlapping
+        square tiles of halving size until a face of ``options.min_face`` pixels fills enough of a
+        tile for the detector; merged by NMS across tiles. See :func:`tile_pyramid`."""
+        timings = {} if timings is None else timings
+        min_fraction = float(self.detector_spec.keypoints.get("min_face_fraction", 0.1))
+        found: list[Detection] = []
+        for region, keep_below in tile_pyramid(frame.width, frame.height, self.options.min_face,
+                                               min_fraction):
+            for d in await self.detect(frame, timings, region):
+                if region is None or _usable_tile_detection(d, region, keep_below, frame):
+                    found.append(d)
+        return suppress(found, self.iou_threshold)
 
     def _decode(self, parsed: dict[str, Any], to_frame: Affine) -> list[Detection]:
         det = self.detector_spec
@@ -168,7 +190,8 @@ class FacePipeline:
         """Detect every face, then (if the manifest has a landmark graph) run the landmark stage."""
         t_start = self.clock()
         timings: dict[str, float] = {}
-        detections = await self.detect(frame, timings)
+        detections = await (self.detect_all(frame, timings) if self.options.min_face
+                            else self.detect(frame, timings))
         result = FrameResult(frame.width, frame.height, timings=timings)
         lm = self.manifest.landmarks
         for d in detections:
@@ -182,3 +205,68 @@ class FacePipeline:
             result.faces.append(face)
         timings["total"] = (self.clock() - t_start) * 1e3
         return result
+
+
+# -- tiling for stills ---------------------------------------------------------------------------
+TILE_OVERLAP = 0.25
+
+
+def tile_pyramid(width: int, height: int, min_face: float | None, min_fraction: float):
+    """Regions to run the detector on: ``(None, inf)`` for the whole frame, then for each level a
+    grid of square tiles (side halving per level, 25 % overlap so any face up to a quarter tile lies
+    whole inside one) with the largest face size that level is trusted for. Levels stop once a face of
+    ``min_face`` px is at least ``min_fraction`` of a tile — the smallest share of its input the
+    detector finds reliably."""
+    yield None, float("inf")
+    if not min_face or min_face >= min_fraction * max(width, height):
+        return                                  # the whole frame already shows such a face
+    side = max(width, height) / 2.0
+    smallest = min_face / min_fraction
+    while side >= 32:
+        tw, th = min(side, width), min(side, height)
+        yield from (((x, y, tw, th), side * TILE_OVERLAP)
+                    for y in _starts(height, th) for x in _starts(width, tw))
+        if side <= smallest:
+            break
+        side /= 2.0
+
+
+def _starts(length: float, tile: float) -> list[float]:
+    if tile >= length:
+        return [0.0]
+    stride = tile * (1.0 - TILE_OVERLAP)
+    n = int(-(-(length - tile) // stride)) + 1      # ceil
+    return [min(i * stride, length - tile) for i in range(n)]
+
+
+def _usable_tile_detection(d: Detection, region: Region, keep_below: float, frame: FrameSource) -> bool:
+    """A tile's detection counts if the face is small for the tile (larger faces belong to a coarser
+    level) and does not touch a tile edge that lies inside the frame (another tile sees it whole)."""
+    x0, y0, x1, y1 = d.box
+    if max(x1 - x0, y1 - y0) > keep_below:
+        return False
+    rx, ry, rw, rh = region
+    margin = 2.0
+    if (x0 < rx + margin and rx > 0) or (y0 < ry + margin and ry > 0):
+        return False
+    if (x1 > rx + rw - margin and rx + rw < frame.width) or (y1 > ry + rh - margin and ry + rh < frame.height):
+        return False
+    return True
+
+
+def suppress(detections: list[Detection], iou_threshold: float) -> list[Detection]:
+    """Greedy NMS in pure Python (few boxes: merging tiles), best score first. A box mostly inside a
+    better one (intersection over the smaller area > 0.6) is a duplicate too."""
+    kept: list[Detection] = []
+    for d in sorted(detections, key=lambda d: -d.score):
+        if all(iou(d.box, k.box) <= iou_threshold and _overlap_of_smaller(d.box, k.box) <= 0.6
+               for k in kept):
+            kept.append(d)
+    return kept
+
+
+def _overlap_of_smaller(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / smaller if smaller > 0 else 0.0
