@@ -12,18 +12,31 @@ from typing import Iterable
 import numpy as np
 import onnx
 
-# onnxruntime-web 1.30 WEBGL_OP_RESOLVE_RULES (dist/ort.webgl.js), opset limits where they bite.
-WEBGL_OPS = set("""Abs Acos Add And Asin Atan AveragePool BatchNormalization Cast Ceil Clip Concat Conv
-ConvTranspose Cos DepthToSpace Div Dropout Elu Equal Exp Flatten Floor Gather Gemm GlobalAveragePool
-GlobalMaxPool Greater Identity ImageScaler InstanceNormalization LRN LeakyRelu Less Log MatMul MaxPool
-Mul Neg Not Or PRelu Pad Pow ReduceLogSum ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum
-ReduceSumSquare Relu Reshape Resize Shape Sigmoid Sin Slice Softmax Split Sqrt Squeeze Sub Sum Tan Tanh
-Tile Transpose Unsqueeze Upsample Xor""".split())
-# ops whose webgl rule stops at an opset (the rule's version range)
-WEBGL_OPSET_LIMITS = {"Split": 12, "ReduceSum": 12, "Squeeze": 12, "Unsqueeze": 12}
+# onnxruntime-web 1.30's WEBGL_OP_RESOLVE_RULES (dist/ort.webgl.js): op → opset versions with a
+# kernel. An op whose rule stops below the graph's opset (ReduceSum 1-12, Split 2-12) has no kernel
+# in an opset-18 graph, even though its name is in the table.
+WEBGL_OP_VERSIONS = {op: (lo, hi) for op, lo, hi in [
+    ("Abs", 6, 99), ("Acos", 7, 99), ("Add", 7, 99), ("And", 7, 99), ("Asin", 7, 99), ("Atan", 7, 99),
+    ("AveragePool", 7, 99), ("BatchNormalization", 7, 99), ("Cast", 6, 99), ("Ceil", 6, 99),
+    ("Clip", 6, 99), ("Concat", 4, 99), ("Conv", 1, 99), ("ConvTranspose", 1, 99), ("Cos", 7, 99),
+    ("Div", 7, 99), ("Dropout", 7, 99), ("DepthToSpace", 1, 99), ("Equal", 7, 99), ("Elu", 6, 99),
+    ("Exp", 6, 99), ("Flatten", 1, 99), ("Floor", 6, 99), ("Gather", 1, 99), ("Gemm", 7, 99),
+    ("GlobalAveragePool", 1, 99), ("GlobalMaxPool", 1, 99), ("Greater", 7, 99), ("Identity", 1, 99),
+    ("ImageScaler", 1, 99), ("InstanceNormalization", 6, 99), ("LeakyRelu", 6, 99), ("Less", 7, 99),
+    ("LRN", 1, 99), ("Log", 6, 99), ("MatMul", 1, 99), ("MaxPool", 1, 99), ("Mul", 7, 99),
+    ("Neg", 6, 99), ("Not", 1, 99), ("Or", 7, 99), ("Pad", 2, 99), ("Pow", 7, 99), ("PRelu", 7, 99),
+    ("ReduceLogSum", 1, 99), ("ReduceMax", 1, 99), ("ReduceMean", 1, 99), ("ReduceMin", 1, 99),
+    ("ReduceProd", 1, 99), ("ReduceSum", 1, 12), ("ReduceSumSquare", 1, 99), ("Relu", 6, 99),
+    ("Reshape", 5, 99), ("Resize", 10, 99), ("Shape", 1, 99), ("Sigmoid", 6, 99), ("Sin", 7, 99),
+    ("Slice", 1, 99), ("Softmax", 1, 99), ("Split", 2, 12), ("Sqrt", 6, 99), ("Squeeze", 1, 99),
+    ("Sub", 7, 99), ("Sum", 6, 99), ("Tan", 7, 99), ("Tanh", 6, 99), ("Tile", 6, 99),
+    ("Transpose", 1, 99), ("Upsample", 7, 9), ("Unsqueeze", 1, 99), ("Xor", 7, 99)]}
+# From opset 18 the other Reduce* ops take their axes as an input; the webgl kernels read only the
+# `axes` attribute, so a Reduce* with an axes input would silently reduce over every axis.
+REDUCE_OPS = {"ReduceLogSum", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSumSquare"}
 # inputs that must be constant (initializers or Constant nodes) for webgl, by op and input position
 WEBGL_CONSTANT_INPUTS = {"Pad": (1, 2, 3), "Slice": (1, 2, 3, 4), "Reshape": (1,), "Resize": (1, 2, 3),
-                         "Split": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceSum": (1,)}
+                         "Squeeze": (1,), "Unsqueeze": (1,), "Tile": (1,)}
 INT64 = onnx.TensorProto.INT64
 
 
@@ -85,13 +98,16 @@ def webgl_problems(model: onnx.ModelProto) -> list[str]:
         if n.domain not in ("", "ai.onnx"):
             problems.append(f"{where}: custom domain {n.domain!r}")
             continue
-        if n.op_type not in WEBGL_OPS and n.op_type != "Constant":
+        if n.op_type == "Constant":
+            continue
+        if n.op_type not in WEBGL_OP_VERSIONS:
             problems.append(f"{where}: not a WebGL op")
             continue
-        limit = WEBGL_OPSET_LIMITS.get(n.op_type)
-        if limit is not None and opset > limit and n.op_type in ("Split", "ReduceSum", "Squeeze", "Unsqueeze"):
-            # from opset 13 these take axes/split as an input; fine if that input is constant
-            pass
+        lo, hi = WEBGL_OP_VERSIONS[n.op_type]
+        if not lo <= opset <= hi:
+            problems.append(f"{where}: webgl has it only for opsets {lo}-{hi}, the graph is opset {opset}")
+        if n.op_type in REDUCE_OPS and len(n.input) > 1 and n.input[1]:
+            problems.append(f"{where}: axes given as an input; webgl reads only the axes attribute")
         if any(i == "" for i in n.input):
             problems.append(f"{where}: empty optional input name (the webgl loader fails on it)")
         for pos in WEBGL_CONSTANT_INPUTS.get(n.op_type, ()):
@@ -102,7 +118,7 @@ def webgl_problems(model: onnx.ModelProto) -> list[str]:
             mode = next((a.s.decode() for a in n.attribute if a.name == "mode"), "nearest")
             if mode != "linear":
                 problems.append(f"{where}: Resize mode {mode!r}; webgl runs linear only")
-        if n.op_type in ("Constant", "Shape"):
+        if n.op_type == "Shape":
             continue
         for o in n.output:
             if o in int64 and o not in cpu_side:

@@ -127,19 +127,8 @@ def _torch_run(module: nn.Module, *inputs: np.ndarray) -> list[np.ndarray]:
 
 def _export_checked(module, inputs: tuple[np.ndarray, ...], input_names, output_names, label: str,
                     webgl: bool, report: ExportReport, tmp_dir, custom=None) -> onnx.ModelProto:
-    import warnings
-
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if custom:
-            program = torch.onnx.export(module.eval(), tuple(torch.from_numpy(x) for x in inputs),
-                                        input_names=input_names, output_names=output_names,
-                                        opset_version=18, dynamo=True, external_data=False,
-                                        custom_translation_table=custom, verbose=False)
-            model = program.model_proto
-        else:
-            model = export_module(module, tuple(torch.from_numpy(x) for x in inputs),
-                                  input_names, output_names)
+    model = export_module(module, tuple(torch.from_numpy(x) for x in inputs), input_names,
+                          output_names, custom)
     verify.check_model(model, label)
     if webgl:
         verify.check_webgl(model, label)

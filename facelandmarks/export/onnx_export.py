@@ -10,15 +10,28 @@ import torch
 OPSET = 18
 
 
-def strip_empty_inputs(model: onnx.ModelProto) -> None:
-    """Drop trailing empty optional inputs (''): onnxruntime-web's webgl loader fails on them."""
+def name_empty_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop trailing empty optional inputs ('') and give inner ones a named empty initializer.
+
+    onnxruntime-web's webgl loader fails on '' inputs. The dynamo exporter writes
+    ``Resize(x, '', scales)`` (no roi); an empty float tensor means the same there (roi is only read
+    for tf_crop_and_resize). Modifies ``model`` in place and returns it.
+    """
+    counter = 0
     for node in model.graph.node:
-        while node.input and node.input[-1] == "":
-            node.input.pop()
+        while len(node.input) and node.input[-1] == "":
+            del node.input[-1]
+        for i, name in enumerate(node.input):
+            if name == "":
+                new = f"{node.name or node.op_type}_empty_input{i}_{counter}"
+                counter += 1
+                model.graph.initializer.append(onnx.helper.make_tensor(new, onnx.TensorProto.FLOAT, [0], []))
+                node.input[i] = new
+    return model
 
 
 def export_module(module: torch.nn.Module, example_inputs: tuple, input_names: list[str],
-                  output_names: list[str]) -> onnx.ModelProto:
+                  output_names: list[str], custom_translation_table: dict | None = None) -> onnx.ModelProto:
     """Export ``module`` (eval mode, fixed shapes) with the dynamo exporter at opset 18, weights
     inline (one file), constants folded; returns the ModelProto (not yet written anywhere)."""
     module = module.eval()
@@ -26,10 +39,10 @@ def export_module(module: torch.nn.Module, example_inputs: tuple, input_names: l
         warnings.simplefilter("ignore")
         program = torch.onnx.export(module, example_inputs, input_names=input_names,
                                     output_names=output_names, opset_version=OPSET, dynamo=True,
-                                    external_data=False, optimize=True, verbose=False)
+                                    external_data=False, optimize=True, verbose=False,
+                                    custom_translation_table=custom_translation_table)
     model = program.model_proto
-    strip_empty_inputs(model)
-    return model
+    return name_empty_inputs(model)
 
 
 def save_model(model: onnx.ModelProto, path: Path) -> None:

