@@ -26,9 +26,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", choices=["mediapipe", "retinaface"], default="mediapipe",
                    help="which pipeline to export (default: mediapipe)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
-    p.add_argument("--weights", type=Path, help="retinaface: a biubug6-layout checkpoint (.pth)")
+    p.add_argument("--weights", type=Path, help="retinaface: a biubug6-layout checkpoint (.pth), or "
+                                                 "the seed's FaceDetector.onnx to re-export its weights")
     p.add_argument("--landmarks", type=int, default=98, help="retinaface: landmark count (default 98)")
     p.add_argument("--input-size", type=int, default=640, help="retinaface: square input size (default 640)")
+    p.add_argument("--preprocessing", choices=["biubug6", "imagenet"],
+                   help="retinaface: how the checkpoint was trained to see pixels (default: biubug6 "
+                        "for 5 landmarks, imagenet otherwise)")
     p.add_argument("--random-weights", action="store_true",
                    help="retinaface: export an untrained model (for trying the path only)")
     return p.parse_args(argv)
@@ -38,28 +42,31 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from facelandmarks import verify
     from facelandmarks.export.site import write_models_dir
+    from facelandmarks.models.retinaface import CheckpointError
     from facelandmarks.weights import WeightsError
+
+    if args.model == "retinaface" and (args.weights is None) == (not args.random_weights):
+        print("error: --model retinaface needs exactly one of --weights CKPT.pth or --random-weights",
+              file=sys.stderr)
+        return 2
 
     t0 = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="facelandmarks-export-") as tmp:
+            report = verify.ParityReport()
             if args.model == "mediapipe":
-                from facelandmarks.export.mediapipe import ExportReport, build
+                from facelandmarks.export.mediapipe import build
 
-                report = ExportReport([])
                 graphs, manifest = build(Path(tmp), report)
-                print(report.format())
             else:
                 from facelandmarks.export.retinaface import build
 
-                if args.weights is None and not args.random_weights:
-                    print("error: --model retinaface needs --weights CKPT.pth (or --random-weights)",
-                          file=sys.stderr)
-                    return 2
                 graphs, manifest = build(args.weights, args.landmarks, args.input_size,
-                                         args.random_weights)
+                                         args.random_weights, preprocessing=args.preprocessing,
+                                         report=report)
+            print(report.format())
             out = write_models_dir(args.out, graphs, manifest)
-    except (verify.VerificationError, WeightsError, ValueError, FileNotFoundError) as e:
+    except (verify.VerificationError, WeightsError, CheckpointError, ValueError, OSError) as e:
         print(f"export failed, {args.out} left as it was:\n{e}", file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - t0

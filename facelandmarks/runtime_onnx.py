@@ -74,6 +74,7 @@ class PILFrame:
     def __init__(self, image: Image.Image):
         self.image = image.convert("RGB")
         self.width, self.height = self.image.size
+        self._reduced: dict[int, Image.Image] = {1: self.image}
 
     @staticmethod
     def open(path: str | Path) -> "PILFrame":
@@ -84,10 +85,26 @@ class PILFrame:
         except (OSError, ValueError) as e:
             raise ValueError(f"{path}: not a readable image ({e})") from None
 
+    def reduced(self, factor: int) -> Image.Image:
+        """The image shrunk by an integer factor (box filter), made once per factor."""
+        if factor not in self._reduced:
+            self._reduced[factor] = self.image.reduce(factor)
+        return self._reduced[factor]
+
     def sample(self, to_frame: Affine, width: int, height: int) -> np.ndarray:
-        """uint8 HxWx3 of the region, bilinear, black outside the frame."""
-        out = self.image.transform((width, height), Image.Transform.AFFINE, to_frame.pil_data(),
-                                   resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+        """uint8 HxWx3 of the region, bilinear, black outside the frame.
+
+        Bilinear sampling alone aliases when it shrinks a lot (a 4000-px photo into a 192-px
+        detector input), so a region sampled at more than 2 frame pixels per input pixel is taken
+        from a copy shrunk by a power of two first — what a browser's drawImage does with mipmaps.
+        """
+        factor = 1
+        while to_frame.scale / (factor * 2) >= 1.0 and factor < 64:
+            factor *= 2
+        source = self.reduced(factor)
+        t = to_frame.then(Affine(1.0 / factor, 0.0, 0.0, 0.0, 1.0 / factor, 0.0))
+        out = source.transform((width, height), Image.Transform.AFFINE, t.pil_data(),
+                               resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
         return np.asarray(out)
 
     def to_tensor(self, to_frame: Affine, spec: InputSpec) -> np.ndarray:

@@ -6,6 +6,7 @@ provider in a browser stays the judge (tests/browser runs it).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -158,3 +159,17 @@ def onnx_parity(torch_outputs: list[np.ndarray], onnx_path: Path, feeds: dict[st
     if bad:
         raise VerificationError(f"{label}: onnxruntime differs from PyTorch beyond {atol}: {bad}")
     return diffs
+
+
+@dataclass
+class ParityReport:
+    """Max abs differences found by the checks, for printing."""
+    rows: list[tuple[str, str, str, float]] = field(default_factory=list)   # graph, check, output, max|diff|
+
+    def add(self, graph: str, check: str, diffs: dict[str, float]) -> None:
+        self.rows += [(graph, check, name, d) for name, d in diffs.items()]
+
+    def format(self) -> str:
+        lines = [f"{'graph':28s} {'check':22s} {'output':18s} max|diff|"]
+        lines += [f"{g:28s} {c:22s} {o:18s} {d:.2e}" for g, c, o, d in self.rows]
+        return "\n".join(lines)

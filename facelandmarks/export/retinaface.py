@@ -37,7 +37,7 @@ from .onnx_export import export_module, save_model
 
 DETECTOR_FILE = "FaceDetector.onnx"
 PARSER_FILE = "RegressionParser.onnx"
-DETECTOR_INPUTS = ["image"]
+DETECTOR_INPUTS = ["inputImage"]   # the seed's contract
 DETECTOR_OUTPUTS = ["bbox_regressions", "scores", "ldm_regressions"]
 # As in the seed (and the MediaPipe export): an ONNX graph cannot have an input and an output of the
 # same name, and the parser outputs "scores".

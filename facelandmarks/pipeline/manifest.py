@@ -103,6 +103,7 @@ class DetectorSpec:
     input: InputSpec
     parser: GraphSpec
     keypoints: dict[str, Any]
+    min_face_fraction: float = 0.1     # smallest face (share of the input's side) found reliably
 
     @property
     def output_scale(self) -> tuple[float, float]:
@@ -169,7 +170,8 @@ class Manifest:
                 parser=GraphSpec.parse(_req(det, "parser", where), f"{where}.parser",
                                        ("bbox_regressions", "scores", "ldm_regressions"),
                                        ("boxes", "scores", "landms")),
-                keypoints=kp)
+                keypoints=kp,
+                min_face_fraction=float(det.get("min_face_fraction") or 0.1))
         if not detectors:
             raise ManifestError("manifest: no detectors")
         defaults = dict(d.get("defaults") or {})

@@ -63,7 +63,7 @@ class FacePipeline:
         self.options = options or PipelineOptions()
         self.detector_spec: DetectorSpec = manifest.detector(self.options.detector)
         self.clock = clock
-        self.iou_threshold = float(self.detector_spec.parser.extra.get("iou_threshold", 0.3))
+        self.iou_threshold = float(self.detector_spec.parser.extra.get("iou_threshold") or 0.3)
 
     # -- detector + parser --------------------------------------------------------------------
     async def detect(self, frame: FrameSource, timings: dict[str, float] | None = None,
@@ -97,7 +97,7 @@ class FacePipeline:
         square tiles of halving size until a face of ``options.min_face`` pixels fills enough of a
         tile for the detector; merged by NMS across tiles. See :func:`tile_pyramid`."""
         timings = {} if timings is None else timings
-        min_fraction = float(self.detector_spec.keypoints.get("min_face_fraction", 0.1))
+        min_fraction = self.detector_spec.min_face_fraction
         found: list[Detection] = []
         for region, keep_below in tile_pyramid(frame.width, frame.height, self.options.min_face,
                                                min_fraction):
@@ -212,23 +212,27 @@ TILE_OVERLAP = 0.25
 
 
 def tile_pyramid(width: int, height: int, min_face: float | None, min_fraction: float):
-    """Regions to run the detector on: ``(None, inf)`` for the whole frame, then for each level a
-    grid of square tiles (side halving per level, 25 % overlap so any face up to a quarter tile lies
-    whole inside one) with the largest face size that level is trusted for. Levels stop once a face of
-    ``min_face`` px is at least ``min_fraction`` of a tile — the smallest share of its input the
-    detector finds reliably."""
+    """Regions to run the detector on, each with the largest face size it is trusted for.
+
+    First ``(None, inf)``: the whole frame, which finds faces down to ``min_fraction`` of its long
+    side. Then levels of overlapping square tiles whose side doubles from ``min_face / min_fraction``
+    (where a face of ``min_face`` px is just big enough for the detector) until a level reaches 0.4 ×
+    the long side. A tile of side s finds faces from ``min_fraction``·s and, thanks to the 25 %
+    overlap, sees any face up to a quarter tile whole; so the levels' ranges meet, and the whole frame
+    takes over above them.
+    """
     yield None, float("inf")
-    if not min_face or min_face >= min_fraction * max(width, height):
+    longest = max(width, height)
+    if not min_face or min_face >= min_fraction * longest:
         return                                  # the whole frame already shows such a face
-    side = max(width, height) / 2.0
-    smallest = min_face / min_fraction
-    while side >= 32:
+    side = min_face / min_fraction
+    while True:
         tw, th = min(side, width), min(side, height)
         yield from (((x, y, tw, th), side * TILE_OVERLAP)
                     for y in _starts(height, th) for x in _starts(width, tw))
-        if side <= smallest:
+        if side >= 0.4 * longest:
             break
-        side /= 2.0
+        side *= 2.0
 
 
 def _starts(length: float, tile: float) -> list[float]:
