@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--manifest", type=Path, help="manifest file (default: MODELS/manifest.json)")
     d.add_argument("--detector", help="detector name or use from the manifest (default: still)")
     d.add_argument("--passes", type=int, default=2, help="landmark passes per face (default 2)")
+    d.add_argument("--min-face", type=float, default=40.0,
+                   help="smallest face to look for, in pixels (default 40): photos where that is "
+                        "too small for the detector are also searched tile by tile; 0 = no tiles")
+    d.add_argument("--no-flip", action="store_true",
+                   help="don't average each crop with its mirror image (faster, slightly less stable)")
     d.add_argument("--mesh", action="store_true", help="include the 468-point mesh in the JSON")
     return p
 
@@ -56,7 +61,9 @@ def detect(args) -> int:
                     else load_manifest(args.models))
         runtime = OnnxRuntime(args.models, manifest)
         pipeline = FacePipeline(manifest, runtime,
-                                PipelineOptions(detector=args.detector or "still", passes=args.passes))
+                                PipelineOptions(detector=args.detector or "still", passes=args.passes,
+                                                min_face=args.min_face or None,
+                                                flip_average=not args.no_flip))
     except (ManifestError, ModelFileError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ from ..models.facemesh import FaceMesh
 from ..models.wflw98 import MeshToWFLW98
 from ..parsers.blazeface import BlazeFaceParser
 from ..parsers.nms import CUSTOM_TRANSLATIONS
+from ..pipeline.layouts import WFLW98_FLIP_PAIRS
 from ..weights import load_tflite
 from .onnx_export import export_module
 
@@ -235,6 +236,7 @@ def build(tmp_dir, report: verify.ParityReport) -> tuple[dict[str, onnx.ModelPro
             "presence_threshold": PRESENCE_THRESHOLD,
             "mesh": {"count": 468, "right_eye": MESH_RIGHT_EYE, "left_eye": MESH_LEFT_EYE},
             "layout": "WFLW-98", "count": 98,
+            "flip_pairs": [list(pair) for pair in WFLW98_FLIP_PAIRS],
             "coordinates": "crop-normalised (0..1 across the crop); mesh z in the same scale",
         },
     }

@@ -29,7 +29,8 @@ Layout (schema 1)::
     Landmarks = {"graph": Graph (image → mesh, presence, points), "input": Input,
                  "crop": {"scale", "shift_y"}, "presence_threshold",
                  "mesh": {"count", "right_eye": i, "left_eye": j},   # tracking/second-pass crop
-                 "layout": "WFLW-98", "count": 98}
+                 "layout": "WFLW-98", "count": 98,
+                 "flip_pairs": [[i, j], ...]}    # left/right point pairs (mirroring)
     Outputs of the landmark graph are in crop-normalised coordinates (0..1 across the crop).
 """
 from __future__ import annotations
@@ -122,6 +123,7 @@ class LandmarkSpec:
     mesh_left_eye: int
     layout: str
     count: int
+    flip_pairs: tuple[tuple[int, int], ...] = ()   # left/right point pairs of the layout (mirroring)
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,8 @@ class Manifest:
                 presence_threshold=float(_req(lm, "presence_threshold", "landmarks")),
                 mesh_right_eye=int(_req(mesh, "right_eye", "landmarks.mesh")),
                 mesh_left_eye=int(_req(mesh, "left_eye", "landmarks.mesh")),
-                layout=str(_req(lm, "layout", "landmarks")), count=int(_req(lm, "count", "landmarks")))
+                layout=str(_req(lm, "layout", "landmarks")), count=int(_req(lm, "count", "landmarks")),
+                flip_pairs=tuple((int(a), int(b)) for a, b in lm.get("flip_pairs") or ()))
         files = dict(d.get("files") or {})
         return Manifest(name=str(d.get("name", "")), trained=bool(d.get("trained", True)),
                         detectors=detectors, defaults=defaults, landmarks=landmarks, files=files, raw=d)

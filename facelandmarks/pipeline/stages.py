@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
-from .geometry import Affine, Crop, crop_from_box, crop_from_points, iou, letterbox
+from .geometry import Affine, Crop, box_of, crop_from_box, crop_from_points, iou, letterbox
 from .manifest import DetectorSpec, GraphSpec, InputSpec, Manifest
 from .results import Detection, Face, FrameResult
 
@@ -53,6 +53,7 @@ class PipelineOptions:
     score_threshold: float | None = None   # extra filter over the parser's own threshold
     max_faces: int | None = None
     min_face: float | None = None      # stills: smallest face (px) to look for by tiling; None = no tiles
+    flip_average: bool = False         # also run each crop mirrored and average (2x landmark cost)
 
 
 class FacePipeline:
@@ -64,6 +65,12 @@ class FacePipeline:
         self.detector_spec: DetectorSpec = manifest.detector(self.options.detector)
         self.clock = clock
         self.iou_threshold = float(self.detector_spec.parser.extra.get("iou_threshold") or 0.3)
+        lm = manifest.landmarks
+        self._flip_permutation = list(range(lm.count)) if lm else []
+        for a, b in (lm.flip_pairs if lm else ()):
+            self._flip_permutation[a], self._flip_permutation[b] = b, a
+        if self.options.flip_average and lm and not lm.flip_pairs:
+            raise ValueError("flip_average needs the manifest's landmarks.flip_pairs")
 
     # -- detector + parser --------------------------------------------------------------------
     async def detect(self, frame: FrameSource, timings: dict[str, float] | None = None,
@@ -147,11 +154,18 @@ class FacePipeline:
         return crop_from_points([(p[0], p[1]) for p in mesh], mesh[lm.mesh_right_eye],
                                 mesh[lm.mesh_left_eye], lm.crop_scale)
 
-    async def landmarks(self, frame: FrameSource, crop: Crop, timings: dict[str, float] | None = None) -> Face:
-        """Run the landmark graph on one crop; points come back in frame pixels."""
+    async def landmarks(self, frame: FrameSource, crop: Crop, timings: dict[str, float] | None = None,
+                        mirrored: bool = False) -> Face:
+        """Run the landmark graph on one crop; points come back in frame pixels.
+
+        ``mirrored`` samples the crop flipped left-right (the flip is part of the sampling affine,
+        so outputs map straight back to frame pixels) and swaps the layout's left/right points."""
         lm = self.manifest.landmarks
         timings = {} if timings is None else timings
-        to_frame = crop.to_frame(lm.input.width, lm.input.height)
+        w, h = lm.input.width, lm.input.height
+        to_frame = crop.to_frame(w, h)
+        if mirrored:
+            to_frame = Affine(-1.0, 0.0, float(w), 0.0, 1.0, 0.0).then(to_frame)
         t0 = self.clock()
         image = frame.to_tensor(to_frame, lm.input)
         t1 = self.clock()
@@ -163,26 +177,38 @@ class FacePipeline:
         self.runtime.release({"image": image})
         self.runtime.release(out)
         # crop-normalised → crop pixels → frame pixels; z scales like x
-        w, h = lm.input.width, lm.input.height
         points = to_frame.apply_all((points_flat[2 * i] * w, points_flat[2 * i + 1] * h)
                                     for i in range(len(points_flat) // 2))
+        if mirrored:
+            points = [points[j] for j in self._flip_permutation]
         zscale = crop.size
         mesh = [(x, y, mesh_flat[3 * i + 2] * zscale) for i, (x, y) in enumerate(
             to_frame.apply_all((mesh_flat[3 * i] * w, mesh_flat[3 * i + 1] * h)
                                for i in range(len(mesh_flat) // 3)))]
-        xs = [p[0] for p in points]
-        ys = [p[1] for p in points]
         timings["preprocess"] = timings.get("preprocess", 0.0) + (t1 - t0) * 1e3
         timings["landmarks"] = timings.get("landmarks", 0.0) + (t2 - t1) * 1e3
-        return Face(box=(min(xs), min(ys), max(xs), max(ys)), score=presence, landmarks=points,
-                    mesh=mesh, presence=presence, crop=crop)
+        return Face(box=box_of(points), score=presence, landmarks=points,
+                    mesh=None if mirrored else mesh, presence=presence, crop=crop)
+
+    async def landmarks_averaged(self, frame: FrameSource, crop: Crop,
+                                 timings: dict[str, float] | None = None) -> Face:
+        """The crop and its mirror image, points averaged: FaceMesh is not exactly mirror-symmetric
+        (up to ~3 % of the inter-ocular distance on real faces), the average is."""
+        face = await self.landmarks(frame, crop, timings)
+        flipped = await self.landmarks(frame, crop, timings, mirrored=True)
+        face.landmarks = [((a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0)
+                          for a, b in zip(face.landmarks, flipped.landmarks)]
+        face.presence = face.score = (face.presence + flipped.presence) / 2.0
+        face.box = box_of(face.landmarks)
+        return face
 
     async def refine(self, frame: FrameSource, crop: Crop, passes: int,
                      timings: dict[str, float]) -> Face:
         """``passes`` landmark passes, each cropping from the previous pass's landmarks."""
-        face = await self.landmarks(frame, crop, timings)
+        run = self.landmarks_averaged if self.options.flip_average else self.landmarks
+        face = await run(frame, crop, timings)
         for _ in range(passes - 1):
-            face = await self.landmarks(frame, self.crop_for_face(face), timings)
+            face = await run(frame, self.crop_for_face(face), timings)
         return face
 
     # -- a whole frame -------------------------------------------------------------------------
