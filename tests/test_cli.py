@@ -40,19 +40,24 @@ def flip_pairs_permutation() -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", sorted(FACE_BOXES))
-def test_mirror_check(name, tmp_path, models_dir):
+@pytest.mark.parametrize("flags,bar", [
+    ((), 0.03),             # the default: each crop averaged with its mirror image
+    # one crop only: FaceMesh's own left/right asymmetry shows (measured 3.2 % astronaut, 1.8 % hopper)
+    (("--no-flip",), 0.04),
+])
+def test_mirror_check(name, flags, bar, tmp_path, models_dir):
     """Landmarks of the mirrored photo = mirrored landmarks with WFLW's left/right pairs swapped."""
     image = photo(name)
     original, mirrored = tmp_path / "original.png", tmp_path / "mirrored.png"
     image.save(original)
     image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored)
-    a, b = detect_json(tmp_path, [original, mirrored], "--models", models_dir)
+    a, b = detect_json(tmp_path, [original, mirrored], "--models", models_dir, *flags)
     pts = np.asarray(a["faces"][0]["landmarks"])
     back = np.asarray(b["faces"][0]["landmarks"])[flip_pairs_permutation()]
     back[:, 0] = image.width - back[:, 0]
     error = np.linalg.norm(pts - back, axis=1).mean() / inter_ocular(pts)
-    print(f"{name}: mirror error {100 * error:.2f} % of the inter-ocular distance")
-    assert error <= 0.03
+    print(f"{name} {flags}: mirror error {100 * error:.2f} % of the inter-ocular distance")
+    assert error <= bar
 
 
 def test_collage_finds_every_face_once(tmp_path, models_dir):
