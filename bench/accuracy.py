@@ -122,7 +122,9 @@ def evaluate(sets=SETS, passes=(1, 2), models="web/models", detector="still", mi
                     row.found[p] = i is not None
                     if i is None:
                         continue
-                    lm = res.faces[i].landmarks
+                    # the pipeline's coordinates are continuous (pixel i spans [i, i+1]); the
+                    # annotations put pixel centres on integers: shift them by half a pixel
+                    lm = [(x - 0.5, y - 0.5) for x, y in res.faces[i].landmarks]
                     row.nme[p] = nme_by_group([lm[j] for j in WFLW98_TO_68], f.points68)
                     if keep_points:
                         row.points98[p] = [tuple(q) for q in lm]

