@@ -12,6 +12,7 @@ from typing import Iterable
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 
 # onnxruntime-web 1.30's WEBGL_OP_RESOLVE_RULES (dist/ort.webgl.js): op → opset versions with a
 # kernel. An op whose rule stops below the graph's opset (ReduceSum 1-12, Split 2-12) has no kernel
@@ -124,6 +125,12 @@ def webgl_problems(model: onnx.ModelProto) -> list[str]:
         for o in n.output:
             if o in int64 and o not in cpu_side:
                 problems.append(f"{where}: output {o} is an int64 tensor on the GPU (int64 is not supported)")
+    for init in graph.initializer:
+        if init.data_type == INT64:
+            values = onnx.numpy_helper.to_array(init)
+            if values.size and (values.max() > 2**31 - 1 or values.min() < -2**31):
+                problems.append(f"int64 constant {init.name} holds {values.max()}: outside int32, which "
+                                "is what webgl converts int64 to (int64 is not supported)")
     for o in graph.output:
         if o.type.tensor_type.elem_type == INT64:
             problems.append(f"graph output {o.name} is int64")

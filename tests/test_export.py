@@ -94,6 +94,12 @@ X = helper.make_tensor_value_info("x", F, [1, 4])
            [helper.make_tensor_value_info("y", F, [1, 1, 4, 4])],
            [helper.make_tensor("scales", F, [4], [1, 1, 2, 2])]),
      "node up (Resize): empty optional input name"),
+    (graph([helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"], name="tail")], [X],
+           [helper.make_tensor_value_info("y", F, [1, 3])],
+           [helper.make_tensor("starts", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("ends", TensorProto.INT64, [1], [2**63 - 1]),
+            helper.make_tensor("axes", TensorProto.INT64, [1], [1])]),
+     "int64 constant ends holds 9223372036854775807: outside int32"),
     (graph([helper.make_node("Pad", ["x", "pads"], ["y"], name="pad")],
            [X, helper.make_tensor_value_info("pads", TensorProto.INT64, [4])],
            [helper.make_tensor_value_info("y", F, [1, 6])]),
@@ -115,6 +121,20 @@ def test_webgl_check_accepts_constant_shape_chains():
                   [helper.make_tensor_value_info("y", F, [1, 4])],
                   [helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
                    helper.make_tensor("minus1", TensorProto.INT64, [1], [-1])])
+    assert verify.webgl_problems(model) == []
+
+
+def test_export_clamps_open_ended_slices_for_webgl():
+    import torch
+
+    from facelandmarks.export.onnx_export import export_module
+
+    class Tail(torch.nn.Module):
+        def forward(self, x):
+            return x[:, 4:] * 2
+
+    model = export_module(Tail(), (torch.ones(1, 16),), ["x"], ["y"])
+    assert "Slice" in {n.op_type for n in model.graph.node}
     assert verify.webgl_problems(model) == []
 
 

@@ -30,6 +30,29 @@ def name_empty_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+INT32_MAX, INT32_MIN = 2**31 - 1, -2**31
+
+
+def clamp_int64_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Clamp int64 initializers into the int32 range.
+
+    onnxruntime-web's webgl backend converts int64 tensors to int32 when it loads a graph and fails
+    ("int64 is not supported") on a value outside that range. The exporter writes such values for
+    open-ended slices (``x[..., 4:]`` ends at INT64_MAX); clamped, they mean the same, since Slice
+    clamps its ends to the dimension anyway. Modifies ``model`` in place and returns it.
+    """
+    from onnx import numpy_helper
+
+    for i, init in enumerate(model.graph.initializer):
+        if init.data_type != onnx.TensorProto.INT64:
+            continue
+        values = numpy_helper.to_array(init)
+        if values.size and (values.max() > INT32_MAX or values.min() < INT32_MIN):
+            clamped = values.clip(INT32_MIN, INT32_MAX)
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(clamped, init.name))
+    return model
+
+
 def export_module(module: torch.nn.Module, example_inputs: tuple, input_names: list[str],
                   output_names: list[str], custom_translation_table: dict | None = None) -> onnx.ModelProto:
     """Export ``module`` (eval mode, fixed shapes) with the dynamo exporter at opset 18, weights
@@ -42,7 +65,7 @@ def export_module(module: torch.nn.Module, example_inputs: tuple, input_names: l
                                     external_data=False, optimize=True, verbose=False,
                                     custom_translation_table=custom_translation_table)
     model = program.model_proto
-    return name_empty_inputs(model)
+    return clamp_int64_constants(name_empty_inputs(model))
 
 
 def save_model(model: onnx.ModelProto, path: Path) -> None:

@@ -1,0 +1,197 @@
+"""Frame-to-frame tracking: skip the detector while the landmark stage keeps seeing the face.
+
+For a video, detecting every frame wastes work and makes the crop jump: once the landmark graph has
+found a face, the next frame's crop comes from that face's own landmarks
+(:meth:`FacePipeline.crop_for_face`, MediaPipe's landmarks→ROI rule) and the detector is skipped.
+The detector runs again when
+
+* no face is being tracked (start, or every track's presence fell below the manifest's threshold —
+  then in the *same* frame, so a lost face costs no blank frame), or
+* ``redetect_every`` frames have passed, so faces entering the view are found. A detection that
+  overlaps a track continues that track (its landmark crop is better than a fresh box crop); the
+  others start new tracks.
+
+Each track smooths its landmarks with a One-Euro filter (:mod:`.smoothing`); the crop for the next
+frame is taken from the *raw* landmarks so that smoothing lag never feeds back into the crop.
+
+Without a landmark graph (``manifest.landmarks`` is null) there is nothing to track with: every
+frame runs :meth:`FacePipeline.process`.
+
+Pure Python (stdlib): runs under Pyodide in the page and in CPython.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .geometry import Crop, iou
+from .results import Face, FrameResult
+from .smoothing import PointSmoother
+from .stages import FacePipeline, FrameSource
+
+
+@dataclass
+class TrackerOptions:
+    redetect_every: int = 30           # frames between detector runs while tracking (0 = every frame)
+    max_faces: int = 4
+    match_iou: float = 0.3             # detection ↔ track overlap that continues the track
+    duplicate_iou: float = 0.5         # two tracks overlapping this much follow one face: keep one
+    smoothing: bool = True
+    smooth_mesh: bool = False          # also smooth the 468 mesh vertices (only worth it when drawn)
+    min_cutoff: float = 0.05           # One-Euro parameters (speeds in face sizes per second)
+    beta: float = 80.0
+    d_cutoff: float = 1.0
+
+
+@dataclass
+class Track:
+    id: int
+    face: Face                          # last raw (unsmoothed) result: the next crop comes from it
+    smoother: PointSmoother
+    mesh_smoother: PointSmoother
+    age: int = 0                        # frames since the track started
+    detector_score: float | None = None
+
+
+@dataclass
+class TrackedFace:
+    """What a tracked frame reports per face (frame pixels)."""
+    id: int
+    face: Face                          # smoothed landmarks/mesh; box from the smoothed landmarks
+    raw: Face
+    detector_score: float | None = None
+
+
+@dataclass
+class TrackResult:
+    result: FrameResult
+    faces: list[TrackedFace] = field(default_factory=list)
+
+
+class FaceTracker:
+    def __init__(self, pipeline: FacePipeline, options: TrackerOptions | None = None):
+        self.pipeline = pipeline
+        self.options = options or TrackerOptions()
+        self.tracks: list[Track] = []
+        self._next_id = 1
+        self._since_detect = 0
+
+    def reset(self) -> None:
+        self.tracks = []
+        self._since_detect = 0
+
+    def _new_track(self, face: Face, score: float | None) -> Track:
+        o = self.options
+        t = Track(self._next_id, face, PointSmoother(o.min_cutoff, o.beta, o.d_cutoff),
+                  PointSmoother(o.min_cutoff, o.beta, o.d_cutoff), detector_score=score)
+        self._next_id += 1
+        return t
+
+    async def step(self, frame: FrameSource, t: float) -> TrackResult:
+        """Process one video frame taken at time ``t`` (seconds)."""
+        pipe = self.pipeline
+        lm = pipe.manifest.landmarks
+        if lm is None:
+            result = await pipe.process(frame)
+            return TrackResult(result, [TrackedFace(i, f, f, f.score) for i, f in enumerate(result.faces)])
+
+        clock = pipe.clock
+        t_start = clock()
+        timings: dict[str, float] = {}
+        o = self.options
+        detect = not self.tracks or self._since_detect >= o.redetect_every
+        work = await self._plan(frame, detect, timings)
+        self._since_detect = 0 if detect else self._since_detect + 1
+        kept = await self._run(frame, work, timings)
+        if not kept and not detect:
+            # every track was lost between two detector runs: look again now, not next frame
+            work = await self._plan(frame, True, timings)
+            self._since_detect = 0
+            detect = True
+            kept = await self._run(frame, work, timings)
+        self.tracks = self._dedupe(kept)[: o.max_faces]
+
+        result = FrameResult(frame.width, frame.height, timings=timings, detected=detect)
+        out = []
+        for tr in self.tracks:
+            face = self._smoothed(tr, t) if o.smoothing else tr.face
+            out.append(TrackedFace(tr.id, face, tr.face, tr.detector_score))
+            result.faces.append(face)
+        timings["total"] = (clock() - t_start) * 1e3
+        return TrackResult(result, out)
+
+    async def _plan(self, frame: FrameSource, detect: bool,
+                    timings: dict[str, float]) -> list[tuple[Track | None, Crop, float | None, int]]:
+        """(track or None for a new face, crop, detector score, passes) for each face to look at."""
+        pipe = self.pipeline
+        if not detect:
+            return [(tr, pipe.crop_for_face(tr.face), tr.detector_score, 1) for tr in self.tracks]
+        detections = await pipe.detect(frame, timings)
+        work = []
+        free = list(self.tracks)
+        taken: list = []
+        for d in detections:
+            if len(taken) >= self.options.max_faces:
+                break
+            if any(iou(d.box, b) >= self.options.duplicate_iou for b in taken):
+                continue
+            taken.append(d.box)
+            best, best_iou = None, self.options.match_iou
+            for tr in free:
+                overlap = iou(d.box, tr.face.box)
+                if overlap >= best_iou:
+                    best, best_iou = tr, overlap
+            if best is not None:
+                free.remove(best)
+                work.append((best, pipe.crop_for_face(best.face), d.score, 1))
+            else:
+                work.append((None, pipe.crop_for_detection(d), d.score, max(1, pipe.options.passes)))
+        # tracks the detector missed keep going on their own crops while presence holds
+        work += [(tr, pipe.crop_for_face(tr.face), tr.detector_score, 1) for tr in free]
+        return work
+
+    async def _run(self, frame: FrameSource, work, timings: dict[str, float]) -> list[Track]:
+        pipe = self.pipeline
+        threshold = pipe.manifest.landmarks.presence_threshold
+        kept = []
+        for tr, crop, score, passes in work:
+            face = await pipe.refine(frame, crop, passes, timings)
+            if face.presence is None or face.presence < threshold:
+                continue
+            if tr is None:
+                tr = self._new_track(face, score)
+            else:
+                tr.face, tr.detector_score = face, score
+                tr.age += 1
+            kept.append(tr)
+        return kept
+
+    def _dedupe(self, tracks: list[Track]) -> list[Track]:
+        """Two tracks that converged on one face: keep the older (its smoother has history)."""
+        out: list[Track] = []
+        for tr in sorted(tracks, key=lambda t: t.id):
+            if all(iou(tr.face.box, o.face.box) < self.options.duplicate_iou for o in out):
+                out.append(tr)
+        return out
+
+    def _smoothed(self, tr: Track, t: float) -> Face:
+        raw = tr.face
+        x0, y0, x1, y1 = raw.box
+        size = max(1.0, 0.5 * ((x1 - x0) + (y1 - y0)))
+        points = tr.smoother(raw.landmarks, t, size)
+        mesh = raw.mesh
+        if mesh is not None and self.options.smooth_mesh:
+            xy = tr.mesh_smoother(mesh, t, size)
+            mesh = [(x, y, p[2]) for (x, y), p in zip(xy, mesh)]
+        xs = [p[0] for p in points]
+        ys = [p[1] for p in points]
+        return replace(raw, landmarks=points, mesh=mesh, box=(min(xs), min(ys), max(xs), max(ys)))
+
+
+def face_json(tf: TrackedFace, mesh: bool = False) -> dict[str, Any]:
+    """The published form of a tracked face (frame pixels)."""
+    out = tf.face.to_json(mesh=mesh)
+    out["id"] = tf.id
+    if tf.detector_score is not None:
+        out["detector_score"] = round(tf.detector_score, 4)
+    return out

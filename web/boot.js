@@ -1,0 +1,350 @@
+// boot.js — everything the page can start before Python is up, in parallel with Pyodide's boot:
+//   * WebAssembly / WebGL / camera-API checks, with messages a person understands;
+//   * the manifest and the model files of the camera path (fetched with progress, SHA-256 checked
+//     against the manifest with crypto.subtle before any session sees them);
+//   * the camera (getUserMedia 640x480);
+//   * ONNX Runtime Web bundles, imported on demand per provider (wasm / webgl / webgpu);
+//   * then PyScript itself (web/main.py takes over: it decides, creates the sessions and runs the loop).
+// Python reaches all of this as `window.faceBoot`.
+import * as pixels from "./pixels.js";
+
+const VENDOR = {
+  ort: "./vendor/ort-1.30.0/",
+  pyscript: "./vendor/pyscript-0.7.31/core.js",
+};
+const ORT_BUNDLES = {
+  wasm: "ort.wasm.min.mjs",        // + ort-wasm-simd-threaded.{mjs,wasm}
+  webgl: "ort.webgl.min.mjs",      // pure JS
+  webgpu: "ort.webgpu.min.mjs",    // + ort-wasm-simd-threaded.asyncify.{mjs,wasm}; only if asked for
+};
+
+const t0 = performance.now();
+const params = new URLSearchParams(location.search);
+const $ = (id) => document.getElementById(id);
+
+// ---- progress list and messages -------------------------------------------------------------
+function progress(item, text, state = "busy") {
+  const list = $("progress");
+  if (!list) return;
+  let li = list.querySelector(`[data-item="${CSS.escape(item)}"]`);
+  if (!li) {
+    li = document.createElement("li");
+    li.dataset.item = item;
+    list.appendChild(li);
+  }
+  li.textContent = text;
+  li.className = state;      // busy | done | error | note
+}
+
+function message(kind, text, key = null) {
+  // kind: error | warning | info. A message with a key replaces the previous one with that key.
+  const box = $("messages");
+  if (!box) return null;
+  let el = key ? box.querySelector(`[data-key="${CSS.escape(key)}"]`) : null;
+  if (!el) {
+    el = document.createElement("p");
+    if (key) el.dataset.key = key;
+    box.appendChild(el);
+  }
+  el.className = `msg ${kind}`;
+  el.textContent = text;
+  return el;
+}
+
+function clearMessage(key) {
+  $("messages")?.querySelector(`[data-key="${CSS.escape(key)}"]`)?.remove();
+}
+
+// ---- capabilities ---------------------------------------------------------------------------
+const hasWasm = typeof WebAssembly === "object" && typeof WebAssembly.instantiate === "function";
+
+// Creating a WebGL context can take a while (a software GPU needs ~0.5 s): done on first use, after
+// the Python runtime's download has been started.
+let webglOk = null;
+function webglAvailable() {
+  if (webglOk === null) {
+    try {
+      const c = document.createElement("canvas");
+      const gl = c.getContext("webgl2") || c.getContext("webgl");
+      webglOk = !!gl;
+      gl?.getExtension("WEBGL_lose_context")?.loseContext();   // free it; ORT makes its own
+    } catch {
+      webglOk = false;
+    }
+  }
+  return webglOk;
+}
+
+// ---- models ---------------------------------------------------------------------------------
+class ModelFetchError extends Error {
+  constructor(kind, file, message) {
+    super(message);
+    this.name = "ModelFetchError";
+    this.kind = kind;         // missing | http | network | checksum | manifest
+    this.file = file;
+  }
+}
+
+async function fetchManifest() {
+  let res;
+  try {
+    res = await fetch("./models/manifest.json", { cache: "no-cache" });
+  } catch (e) {
+    throw new ModelFetchError("network", "manifest.json", `network error: ${e.message}`);
+  }
+  if (res.status === 404) throw new ModelFetchError("missing", "manifest.json", "HTTP 404");
+  if (!res.ok) throw new ModelFetchError("http", "manifest.json", `HTTP ${res.status}`);
+  return await res.text();
+}
+const manifestText = fetchManifest();
+let manifestJson = null;
+const manifestParsed = manifestText.then((t) => (manifestJson = JSON.parse(t))).catch(() => null);
+
+const modelFetches = new Map();
+const mb = (n) => (n / 1e6).toFixed(1);
+
+async function fetchModelBytes(file) {
+  const label = `model:${file}`;
+  progress(label, `${file}: downloading…`);
+  let res;
+  try {
+    res = await fetch(`./models/${encodeURI(file)}`);
+  } catch (e) {
+    progress(label, `${file}: network error`, "error");
+    throw new ModelFetchError("network", file, `network error: ${e.message}`);
+  }
+  if (!res.ok) {
+    progress(label, `${file}: HTTP ${res.status}`, "error");
+    throw new ModelFetchError(res.status === 404 ? "missing" : "http", file, `HTTP ${res.status}`);
+  }
+  // Content-Length is the *encoded* size when the server compresses; use it only as a guide.
+  const total = Number(res.headers.get("Content-Length")) || 0;
+  const encoded = !!res.headers.get("Content-Encoding");
+  const reader = res.body.getReader();
+  const chunks = [];
+  let got = 0, lastShown = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    got += value.length;
+    const now = performance.now();
+    if (now - lastShown > 100) {
+      lastShown = now;
+      const pct = total && !encoded ? ` ${Math.min(100, Math.round((100 * got) / total))}%` : "";
+      progress(label, `${file}: downloading…${pct} (${mb(got)} MB)`);
+    }
+  }
+  const bytes = new Uint8Array(got);
+  let off = 0;
+  for (const c of chunks) { bytes.set(c, off); off += c.length; }
+  await manifestParsed;
+  const expected = manifestJson?.files?.[file];
+  if (expected) {
+    const actual = await pixels.sha256Hex(bytes);
+    if (actual !== expected) {
+      progress(label, `${file}: damaged (checksum mismatch)`, "error");
+      throw new ModelFetchError("checksum", file, `sha256 ${actual.slice(0, 12)}… but the manifest says ${expected.slice(0, 12)}…`);
+    }
+  }
+  progress(label, `${file}: ${mb(got)} MB, checked`, "done");
+  return bytes;
+}
+
+function fetchModel(file) {
+  if (!modelFetches.has(file)) {
+    const p = fetchModelBytes(file);
+    p.catch(() => {});       // reported when Python awaits it
+    modelFetches.set(file, p);
+  }
+  return modelFetches.get(file);
+}
+
+// The files of the camera path (default camera detector + its parser + the landmark graph), in the
+// order they are needed. Other files (e.g. the still-image detector) are fetched when first used.
+function cameraPathFiles(m) {
+  const det = m?.detectors?.[m?.defaults?.camera] ?? Object.values(m?.detectors ?? {})[0];
+  return [det?.graph?.file, det?.parser?.file, m?.landmarks?.graph?.file].filter(Boolean);
+}
+
+// ---- ONNX Runtime Web ------------------------------------------------------------------------
+const ortModules = new Map();
+const threads = Math.max(1, Number(params.get("threads")) || (self.crossOriginIsolated ? 2 : 1));
+
+function loadOrt(provider) {
+  const bundle = ORT_BUNDLES[provider] ? provider : "wasm";
+  if (!ortModules.has(bundle)) {
+    const p = (async () => {
+      progress(`ort:${bundle}`, `ONNX Runtime (${bundle}): loading…`);
+      const ort = await import(VENDOR.ort + ORT_BUNDLES[bundle]);
+      ort.env.wasm.wasmPaths = new URL(VENDOR.ort, location.href).href;
+      ort.env.wasm.numThreads = threads;
+      ort.env.wasm.proxy = false;
+      ort.env.logLevel = "error";
+      progress(`ort:${bundle}`, `ONNX Runtime (${bundle}): ready`, "done");
+      return ort;
+    })();
+    p.catch((e) => progress(`ort:${bundle}`, `ONNX Runtime (${bundle}): failed to load (${e.message})`, "error"));
+    ortModules.set(bundle, p);
+  }
+  return ortModules.get(bundle);
+}
+
+// One InferenceSession per (file, provider), memoized: boot.js starts the camera path's sessions
+// speculatively (manifest providers + URL overrides) while Pyodide boots; Python (ort_runtime.py)
+// asks for the sessions it decides on and gets these if they match, or new ones (fallbacks).
+const sessions = new Map();
+const SESSION_OPTIONS = (provider) => ({ executionProviders: [provider], graphOptimizationLevel: "all" });
+
+function createSession(file, provider) {
+  const key = `${file}|${provider}`;
+  if (!sessions.has(key)) {
+    const p = (async () => {
+      const [ort, bytes] = await Promise.all([loadOrt(provider), fetchModel(file)]);
+      const t = performance.now();
+      const session = await ort.InferenceSession.create(bytes, SESSION_OPTIONS(provider));
+      session.createMs = performance.now() - t;
+      return session;
+    })();
+    p.catch(() => {});
+    sessions.set(key, p);
+  }
+  return sessions.get(key);
+}
+
+function forgetSession(file, provider) {
+  sessions.delete(`${file}|${provider}`);
+}
+
+function speculate(m) {
+  const det = m?.detectors?.[m?.defaults?.camera] ?? Object.values(m?.detectors ?? {})[0];
+  const stages = [["detector", det?.graph], ["parser", det?.parser], ["landmarks", m?.landmarks?.graph]];
+  for (const [stage, g] of stages) {
+    if (!g?.file) continue;
+    let provider = params.get(stage) || g.provider;
+    if (provider === "cpu") provider = "wasm";
+    if (provider === "webgl" && !boot.webgl) provider = "wasm";
+    if (provider === "webgpu" && !navigator.gpu) provider = "wasm";
+    if (!ORT_BUNDLES[provider]) continue;
+    createSession(g.file, provider);
+  }
+}
+
+// A tensor made by another bundle (e.g. the webgl detector's output fed to the wasm parser) as a
+// tensor of `ort`: same data, no copy.
+function adopt(ort, t) {
+  return t instanceof ort.Tensor ? t : new ort.Tensor(t.type, t.data, t.dims);
+}
+
+function tensor(ort, data, dims) {
+  return new ort.Tensor("float32", data, dims);
+}
+
+// Calls `onLost` when the WebGL context ONNX Runtime draws with is lost (GPU reset, driver, tab in
+// background on mobile...). Returns false when there is no context to watch.
+function watchWebgl(ort, onLost) {
+  let gl = null;
+  try { gl = ort.env.webgl.context; } catch { return false; }
+  const canvas = gl?.canvas;
+  if (!canvas || canvas.__watched) return !!canvas;
+  canvas.__watched = true;
+  canvas.addEventListener("webglcontextlost", (ev) => { ev.preventDefault(); onLost(); });
+  return true;
+}
+
+// For tests and the bench: lose ORT's WebGL context on purpose.
+function loseWebgl() {
+  const ort = ortModules.has("webgl") ? ortModules.get("webgl") : null;
+  return ort?.then((o) => {
+    const ext = o.env.webgl.context?.getExtension("WEBGL_lose_context");
+    ext?.loseContext();
+    return !!ext;
+  });
+}
+
+// ---- camera -----------------------------------------------------------------------------------
+async function openCamera(deviceId = null) {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    const e = new Error(window.isSecureContext ? "getUserMedia is not available" : "insecure context");
+    e.name = window.isSecureContext ? "NotSupportedError" : "InsecureContextError";
+    throw e;
+  }
+  const video = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } };
+  if (deviceId) video.deviceId = { exact: deviceId };
+  else video.facingMode = "user";
+  return await navigator.mediaDevices.getUserMedia({ video, audio: false });
+}
+
+async function listCameras() {
+  const devices = await navigator.mediaDevices?.enumerateDevices?.() ?? [];
+  return devices.filter((d) => d.kind === "videoinput").map((d, i) => ({
+    id: d.deviceId, label: d.label || `Camera ${i + 1}`,
+  }));
+}
+
+function stopStream(stream) {
+  stream?.getTracks?.().forEach((t) => t.stop());
+}
+
+async function decodeImage(file) {
+  return await createImageBitmap(file);
+}
+
+// ---- start ------------------------------------------------------------------------------------
+const boot = {
+  t0,
+  params,
+  hasWasm,
+  get webgl() { return webglAvailable(); },
+  isolated: !!self.crossOriginIsolated,
+  threads,
+  progress, message, clearMessage,
+  manifestText,
+  fetchModel, cameraPathFiles,
+  loadOrt, createSession, forgetSession, adopt, tensor, watchWebgl, loseWebgl,
+  openCamera, listCameras, stopStream, decodeImage,
+  pixels,
+  camera: null,
+  marks: {},
+};
+window.faceBoot = boot;
+window.faceLandmarks = { last: null, ready: false, error: null };
+
+const mark = (name) => { boot.marks[name] = performance.now(); };   // ms since navigation
+
+if (!hasWasm) {
+  message("error", "This browser cannot run WebAssembly (it is missing or switched off), and the page " +
+    "needs it for both Python and the face models. Try a current Chrome, Edge, Firefox or Safari, " +
+    "with WebAssembly enabled.", "wasm");
+  progress("python", "Python runtime: needs WebAssembly", "error");
+  window.faceLandmarks.error = "no-webassembly";
+} else {
+  // 1. Python first: PyScript finds <script type="py"> and boots Pyodide (its big files are already
+  //    on their way thanks to <link rel="preload"> in index.html). Everything below runs meanwhile.
+  progress("python", "Python runtime: starting…");
+  import(VENDOR.pyscript).then(
+    () => mark("pyscript"),
+    (e) => {
+      progress("python", "Python runtime: failed to load", "error");
+      message("error", `The Python runtime could not be loaded (${e.message}). Reload the page; if it ` +
+        "persists, the site was deployed without its vendor files (npm run vendor).", "python");
+    });
+  // 2. camera, unless ?camera=0
+  if (params.get("camera") !== "0") {
+    progress("camera", "Camera: asking for permission…");
+    boot.camera = openCamera();
+    boot.camera.then(() => { mark("camera"); progress("camera", "Camera: on", "done"); },
+                     () => progress("camera", "Camera: not available", "error"));
+  }
+  // 3. ONNX Runtime's wasm bundle (the parser always runs there), then the models: manifest, the
+  //    camera path's files, and (unless ?speculate=0) their sessions on the manifest's providers
+  loadOrt("wasm");
+  progress("manifest", "Model manifest: loading…");
+  manifestParsed.then((m) => {
+    if (!m) return;
+    progress("manifest", "Model manifest: loaded", "done");
+    mark("manifest");
+    for (const f of cameraPathFiles(m)) fetchModel(f);
+    if (params.get("speculate") !== "0") speculate(m);
+  });
+}
