@@ -60,10 +60,11 @@ def detect(args) -> int:
         manifest = (Manifest.loads(args.manifest.read_text()) if args.manifest
                     else load_manifest(args.models))
         runtime = OnnxRuntime(args.models, manifest)
-        pipeline = FacePipeline(manifest, runtime,
-                                PipelineOptions(detector=args.detector or "still", passes=args.passes,
-                                                min_face=args.min_face or None,
-                                                flip_average=not args.no_flip))
+        options = PipelineOptions.for_stills(passes=args.passes, min_face=args.min_face or None,
+                                             flip_average=not args.no_flip)
+        if args.detector:
+            options.detector = args.detector
+        pipeline = FacePipeline(manifest, runtime, options)
     except (ManifestError, ModelFileError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

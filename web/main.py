@@ -97,7 +97,7 @@ class App:
         self.snap = document.createElement("canvas")
         # the picture the last published camera frame was computed on (same pixels as the landmarks)
         js.window.faceLandmarks.canvas = self.snap
-        self.pipeline = FacePipeline(manifest, runtime, PipelineOptions(detector="camera", passes=1))
+        self.pipeline = FacePipeline(manifest, runtime, PipelineOptions.for_camera())
         self.tracker = FaceTracker(self.pipeline, TrackerOptions(
             redetect_every=int(param("redetect", "30")),
             max_faces=int(param("faces", "4")),
@@ -424,7 +424,7 @@ class App:
         pixels.clear(self.overlay)
         if self.still_pipeline is None:
             self.still_pipeline = FacePipeline(self.manifest, self.runtime,
-                                               PipelineOptions(detector="still", passes=2))
+                                               PipelineOptions.for_stills())
         progress("still", f"Photo: finding faces in {w}×{h}…")
         t0 = time.perf_counter()
         try:

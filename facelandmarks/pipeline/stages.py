@@ -55,6 +55,19 @@ class PipelineOptions:
     min_face: float | None = None      # stills: smallest face (px) to look for by tiling; None = no tiles
     flip_average: bool = False         # also run each crop mirrored and average (2x landmark cost)
 
+    @classmethod
+    def for_stills(cls, **overrides) -> "PipelineOptions":
+        """What the CLI and the page's photo mode use: the still-image detector (full range), two
+        landmark passes, mirror averaging, and tiles down to 40-px faces."""
+        return cls(**{"detector": "still", "passes": 2, "flip_average": True, "min_face": 40.0,
+                      **overrides})
+
+    @classmethod
+    def for_camera(cls, **overrides) -> "PipelineOptions":
+        """The live loop: the camera detector (short range), one pass per frame (tracking feeds the
+        next frame's crop from this frame's landmarks, a second pass spread over time)."""
+        return cls(**{"detector": "camera", "passes": 1, **overrides})
+
 
 class FacePipeline:
     def __init__(self, manifest: Manifest, runtime: Runtime, options: PipelineOptions | None = None,

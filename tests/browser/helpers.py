@@ -93,15 +93,18 @@ def write_y4m(path: Path, rgb: np.ndarray, frames: int = 1, fps: int = 30) -> Pa
     return path
 
 
-def python_reference(rgb: np.ndarray, detector: str = "camera", passes: int = 1, models: Path | None = None):
-    """The CLI-equivalent run on the same frame: FacePipeline + OnnxRuntime + PILFrame."""
+def python_reference(rgb: np.ndarray, detector: str = "camera", passes: int = 1, models: Path | None = None,
+                     options=None):
+    """The CLI-equivalent run on the same frame: FacePipeline + OnnxRuntime + PILFrame
+    (``options``: a PipelineOptions, else one made of ``detector`` and ``passes``)."""
     from PIL import Image
     sys.path.insert(0, str(ROOT))
     from facelandmarks.pipeline.stages import FacePipeline, PipelineOptions
     from facelandmarks.runtime_onnx import OnnxRuntime, PILFrame, load_manifest
     models = models or WEB / "models"
     manifest = load_manifest(models)
-    pipe = FacePipeline(manifest, OnnxRuntime(models, manifest), PipelineOptions(detector=detector, passes=passes))
+    options = options or PipelineOptions(detector=detector, passes=passes)
+    pipe = FacePipeline(manifest, OnnxRuntime(models, manifest), options)
     # in a thread of its own: Playwright's sync API keeps an event loop running in this one
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(1) as ex:

@@ -218,7 +218,8 @@ def test_still_photo(camera_browser, site, tmp_path):
     img = photo("grace_hopper")
     path = tmp_path / "grace_hopper.png"
     img.save(path)
-    ref = helpers.python_reference(np.asarray(img), detector="still", passes=2)
+    from facelandmarks.pipeline.stages import PipelineOptions
+    ref = helpers.python_reference(np.asarray(img), options=PipelineOptions.for_stills())
     assert ref.faces
     page = new_page(camera_browser, site, "?camera=0&detector=wasm&landmarks=wasm")
     try:
