@@ -1,6 +1,7 @@
 """torch.onnx.export with the settings every graph here needs, plus the clean-up WebGL wants."""
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def export_module(module: torch.nn.Module, example_inputs: tuple, input_names: l
     """Export ``module`` (eval mode, fixed shapes) with the dynamo exporter at opset 18, weights
     inline (one file), constants folded; returns the ModelProto (not yet written anywhere)."""
     module = module.eval()
+    # the exporter logs, for every export, that torchvision (not installed, not needed) is absent
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(module, example_inputs, input_names=input_names,
