@@ -123,3 +123,38 @@ def test_corrupt_model_is_refused_by_checksum(photo_files, tmp_path, models_dir)
                    check=False)
     assert proc.returncode == 2
     assert "FaceDetectorFullRange.onnx does not match the manifest's sha256" in proc.stderr
+
+
+# -- the seed's RetinaFace through the same CLI ---------------------------------------------------
+from conftest import ROOT, SEED_DIR  # noqa: E402
+
+needs_seed = pytest.mark.skipif(not (SEED_DIR / "FaceDetector.onnx").is_file(),
+                                reason="../shared/fixtures/seed-retinaface is absent")
+
+
+@needs_seed
+def test_seed_graphs_as_published(photo_files, tmp_path):
+    """The seed's two graphs, unmodified, with the manifest kept in the repo: the box is good, the
+    98 landmarks collapse onto a vertical line (a known fact about that model)."""
+    [result] = detect_json(tmp_path, [photo_files["astronaut"]], "--models", SEED_DIR,
+                           "--manifest", ROOT / "manifests" / "seed-retinaface.json")
+    [face] = result["faces"]
+    assert iou(face["box"], FACE_BOXES["astronaut"]) >= 0.5
+    xs = np.asarray(face["landmarks"])[:, 0]
+    assert xs.max() - xs.min() < 0.2 * (face["box"][2] - face["box"][0])
+
+
+@needs_seed
+def test_seed_weights_reexported_and_detected(photo_files, tmp_path):
+    """export_models.py --model retinaface with the seed's weights → our graphs (NMS parser, no frame
+    size baked in) → the CLI finds the same face."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "models"
+    subprocess.run([sys.executable, str(ROOT / "export_models.py"), "--model", "retinaface",
+                    "--weights", str(SEED_DIR / "FaceDetector.onnx"), "--input-size", "320",
+                    "--out", str(out)], check=True, capture_output=True)
+    [result] = detect_json(tmp_path, [photo_files["astronaut"]], "--models", out)
+    [face] = result["faces"]
+    assert iou(face["box"], FACE_BOXES["astronaut"]) >= 0.5 and len(face["landmarks"]) == 98
