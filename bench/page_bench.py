@@ -30,7 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 import helpers  # noqa: E402
 
+# Compositing on SwiftShader (this machine's software GPU) costs 30-40 ms per frame to copy the
+# video into a canvas and competes with ONNX Runtime for the two cores; a real browser composites on
+# its GPU. Off by default so the figures are the page's, not SwiftShader's (--software-compositing
+# keeps it on).
 EXTRA_ARGS: list[str] = []
+NO_SOFTWARE_COMPOSITING = ["--disable-gpu-compositing"]
 
 CONFIGS = {
     "wasm": "detector=wasm&landmarks=wasm&parser=wasm",
@@ -194,6 +199,8 @@ def main(argv=None):
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--redetect", type=int, default=30, help="frames between detector runs (page ?redetect=)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--software-compositing", action="store_true",
+                    help="keep Chromium's compositing on SwiftShader (slow here; off by default)")
     ap.add_argument("--chromium-arg", action="append", default=[],
                     help="extra Chromium switch, e.g. --chromium-arg=--disable-accelerated-2d-canvas")
     args = ap.parse_args(argv)
@@ -202,7 +209,7 @@ def main(argv=None):
         print(f"cannot run: {why}", file=sys.stderr)
         return 2
     from playwright.sync_api import sync_playwright
-    EXTRA_ARGS[:] = args.chromium_arg
+    EXTRA_ARGS[:] = args.chromium_arg + ([] if args.software_compositing else NO_SOFTWARE_COMPOSITING)
     results = []
     with tempfile.TemporaryDirectory() as tmp, helpers.serve() as url, sync_playwright() as pw:
         video = helpers.write_y4m(Path(tmp) / "astronaut.y4m", helpers.astronaut_frame())
