@@ -89,6 +89,21 @@ def paste(background: Image.Image, face_photo: str, face_width: float, at: tuple
     return (at[0], at[1], at[0] + w * s, at[1] + h * s)
 
 
+def collage(small_face: bool = False) -> tuple[Image.Image, list[tuple[float, float, float, float]]]:
+    """Six real faces of different sizes (some mirrored) on a real background, 1600x1000; with
+    ``small_face`` a seventh, 45 px wide, that only tiling finds. Returns the picture and the boxes."""
+    canvas = photo("rocket").resize((1600, 1000))
+    placed = [paste(canvas, "astronaut", 150, (80, 120)),
+              paste(canvas, "grace_hopper", 200, (420, 90), mirror=True),
+              paste(canvas, "astronaut", 110, (800, 140), mirror=True),
+              paste(canvas, "grace_hopper", 130, (1150, 160)),
+              paste(canvas, "astronaut", 180, (250, 600)),
+              paste(canvas, "grace_hopper", 160, (1000, 620), mirror=True)]
+    if small_face:
+        placed.append(paste(canvas, "astronaut", 45, (1400, 800)))
+    return canvas, placed
+
+
 def inter_ocular(landmarks) -> float:
     pts = np.asarray(landmarks)
     return float(np.linalg.norm(pts[60] - pts[72]))

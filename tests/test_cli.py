@@ -10,7 +10,7 @@ from PIL import Image
 from facelandmarks.pipeline.geometry import iou
 from facelandmarks.pipeline.layouts import WFLW98_FLIP_PAIRS
 
-from conftest import FACE_BOXES, detect_json, inter_ocular, paste, photo, run_cli
+from conftest import FACE_BOXES, collage, detect_json, inter_ocular, paste, photo, run_cli
 
 
 @pytest.mark.parametrize("name", sorted(FACE_BOXES))
@@ -61,14 +61,8 @@ def test_mirror_check(name, flags, bar, tmp_path, models_dir):
 
 
 def test_collage_finds_every_face_once(tmp_path, models_dir):
-    """Six real faces of different sizes (some mirrored) on a real background."""
-    canvas = photo("rocket").resize((1600, 1000))
-    placed = [paste(canvas, "astronaut", 150, (80, 120)),
-              paste(canvas, "grace_hopper", 200, (420, 90), mirror=True),
-              paste(canvas, "astronaut", 110, (800, 140), mirror=True),
-              paste(canvas, "grace_hopper", 130, (1150, 160)),
-              paste(canvas, "astronaut", 180, (250, 600)),
-              paste(canvas, "grace_hopper", 160, (1000, 620), mirror=True)]
+    """Six real faces of different sizes (some mirrored) and a small one on a real background."""
+    canvas, placed = collage(small_face=True)
     path = tmp_path / "collage.png"
     canvas.save(path)
     [result] = detect_json(tmp_path, [path], "--models", models_dir, "--png", tmp_path / "annotated")

@@ -3,7 +3,6 @@ Same options as the CLI (PipelineOptions.for_stills): full-range detector, tiles
 from __future__ import annotations
 
 import pytest
-from PIL import Image
 
 import helpers
 from test_page import camera_browser, camera_file, frame, new_page, pw, site, wait_for  # noqa: F401 (fixtures)
@@ -14,22 +13,10 @@ if _missing:
     pytestmark.append(pytest.mark.skip(reason=f"browser tests need the built site: {_missing}"))
 
 
-def collage() -> tuple[Image.Image, list[tuple[float, float, float, float]]]:
-    from conftest import paste, photo
-    canvas = photo("rocket").resize((1600, 1000))
-    placed = [paste(canvas, "astronaut", 150, (80, 120)),
-              paste(canvas, "grace_hopper", 200, (420, 90), mirror=True),
-              paste(canvas, "astronaut", 110, (800, 140), mirror=True),
-              paste(canvas, "grace_hopper", 130, (1150, 160)),
-              paste(canvas, "astronaut", 180, (250, 600)),
-              paste(canvas, "grace_hopper", 160, (1000, 620), mirror=True),
-              paste(canvas, "astronaut", 45, (1400, 800))]          # 45 px in 1600: found by tiling
-    return canvas, placed
-
-
 def test_photo_mode_finds_every_face_once(camera_browser, site, tmp_path):
+    from conftest import collage
     from facelandmarks.pipeline.geometry import iou
-    image, placed = collage()
+    image, placed = collage(small_face=True)
     path = tmp_path / "group.png"
     image.save(path)
     page = new_page(camera_browser, site, "?camera=0&detector=wasm&landmarks=wasm")
