@@ -112,6 +112,18 @@ def heap(cdp) -> float:
     return cdp.send("Runtime.getHeapUsage")["usedSize"] / 1e6
 
 
+def heap_paused(page, cdp, resume: bool) -> float:
+    """JS heap with the page's loop paused: a frame in flight holds its input tensors and canvas
+    data (0.5-2 MB), so a heap read while the loop runs says more about when it was taken than about
+    growth."""
+    page.evaluate("() => window.faceLandmarks.pause()")
+    time.sleep(0.3)                        # let the frame in flight finish
+    mb = heap(cdp)
+    if resume:
+        page.evaluate("() => window.faceLandmarks.resume()")
+    return mb
+
+
 def run_config(pw, url, video, name, query, frames, redetect):
     q = "?" + "&".join(p for p in (query, f"redetect={redetect}") if p)
     out = {"config": name, "query": q}
@@ -136,13 +148,13 @@ def run_config(pw, url, video, name, query, frames, redetect):
         # warm up a few frames, then measure
         wait(page, "() => window.__t.length >= 5", 600)
         page.evaluate("() => { window.__t.length = 0; }")
-        out["heap_before_MB"] = heap(cdp)
+        out["heap_before_MB"] = heap_paused(page, cdp, resume=True)
         start = page.evaluate("() => window.__t.length")
         wait(page, f"() => window.__t.length >= {start + frames}", 3600)
         rec = page.evaluate(f"() => window.__t.slice({start}, {start + frames})")
         # the bench's own per-frame records (~240 bytes each) are not the page's: drop them first
         page.evaluate("() => { window.__t.length = 0; }")
-        out["heap_after_MB"] = heap(cdp)
+        out["heap_after_MB"] = heap_paused(page, cdp, resume=False)
         out["frames"] = len(rec)
         out["fps"] = (len(rec) - 1) * 1000 / (rec[-1]["t"] - rec[0]["t"])
         out["frames_with_face"] = sum(1 for r in rec if r["n"])
@@ -153,10 +165,9 @@ def run_config(pw, url, video, name, query, frames, redetect):
                 stages.setdefault(k, []).append(v)
         out["stages_ms"] = {k: {"median": statistics.median(v), "p95": pct(v, 0.95), "n": len(v)}
                             for k, v in stages.items()}
-        # pause the page's loop (the camera keeps playing: same load on the machine), then the same
-        # ORT work from JS alone
-        page.evaluate("() => window.faceLandmarks.pause()")
-        time.sleep(0.5)
+        # the page's loop is paused (the camera keeps playing: same load on the machine); now the
+        # same ORT work from JS alone
+        time.sleep(0.2)
         js_times = page.evaluate(JS_LOOP, [frames, redetect + 1 if redetect > 0 else 1])
         page_total = [r["timings"]["total"] for r in rec]
         out["ort_alone_ms"] = {"median": statistics.median(js_times), "p95": pct(js_times, 0.95)}
