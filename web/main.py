@@ -257,7 +257,7 @@ class App:
             sel.appendChild(opt)
         sel.disabled = len(cams) < 2
 
-    def stop_camera(self):
+    def _stop_loop(self):
         self.running = False
         if self.raf_id is not None:
             js.cancelAnimationFrame(self.raf_id)
@@ -265,6 +265,9 @@ class App:
         if not self.busy:
             self._destroy_raf()
         # (else the frame in flight destroys it when it finishes)
+
+    def stop_camera(self):
+        self._stop_loop()
         boot.stopStream(self.stream)
         self.stream = None
         self.video.srcObject = None
@@ -274,12 +277,7 @@ class App:
     def pause(self, *_):
         """Stop processing frames but keep the camera running (window.faceLandmarks.pause())."""
         if self.running:
-            self.running = False
-            if self.raf_id is not None:
-                js.cancelAnimationFrame(self.raf_id)
-                self.raf_id = None
-            if not self.busy:
-                self._destroy_raf()
+            self._stop_loop()
 
     def resume(self, *_):
         """Start processing again after pause() (window.faceLandmarks.resume())."""
