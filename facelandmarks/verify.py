@@ -154,6 +154,16 @@ def max_abs_diff(a: Iterable[np.ndarray], b: Iterable[np.ndarray], names: list[s
     return out
 
 
+def assert_close(got: Iterable[np.ndarray], expected: Iterable[np.ndarray], names: list[str],
+                 atol: float, what: str) -> dict[str, float]:
+    """Max abs difference per output; raises ``"{what} beyond {atol}: {the ones over}"``."""
+    diffs = max_abs_diff(got, expected, names)
+    bad = {k: v for k, v in diffs.items() if not v <= atol}
+    if bad:
+        raise VerificationError(f"{what} beyond {atol}: {bad}")
+    return diffs
+
+
 def onnx_parity(torch_outputs: list[np.ndarray], onnx_path: Path, feeds: dict[str, np.ndarray],
                 output_names: list[str], atol: float, label: str) -> dict[str, float]:
     """Run the exported graph in onnxruntime and compare with the PyTorch outputs."""
@@ -161,11 +171,8 @@ def onnx_parity(torch_outputs: list[np.ndarray], onnx_path: Path, feeds: dict[st
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = sess.run(output_names, feeds)
-    diffs = max_abs_diff(torch_outputs, got, output_names)
-    bad = {k: v for k, v in diffs.items() if not v <= atol}
-    if bad:
-        raise VerificationError(f"{label}: onnxruntime differs from PyTorch beyond {atol}: {bad}")
-    return diffs
+    return assert_close(torch_outputs, got, output_names, atol,
+                        f"{label}: onnxruntime differs from PyTorch")
 
 
 @dataclass

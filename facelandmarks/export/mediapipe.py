@@ -126,21 +126,23 @@ def _export_checked(module, inputs: tuple[np.ndarray, ...], input_names, output_
     return model
 
 
+def _matches_litert(module: nn.Module, tflite_file, nchw: np.ndarray, names: list[str],
+                     report: verify.ParityReport) -> None:
+    """The PyTorch port against LiteRT running the original .tflite on the same real photo."""
+    ref = sorted(litert_outputs(tflite_file.path, nchw.transpose(0, 2, 3, 1).copy()),
+                 key=lambda a: -a.size)                  # the graph's outputs, largest first
+    got = _torch_run(module, nchw)
+    diffs = verify.assert_close([g.reshape(-1) for g in got], [r.reshape(-1) for r in ref], names,
+                                PARITY_ATOL, f"{tflite_file.path.name}: PyTorch differs from LiteRT")
+    report.add(tflite_file.path.name, "pytorch vs litert", diffs)
+
+
 def _detector(config: BlazeFaceConfig, tflite_name: str, report: verify.ParityReport):
-    net = BlazeFace(config)
-    net.load_tflite_weights(load_tflite(tflite_name))
-    net.eval()
-    size = config.input_size
-    photo = reference_photo(size).astype(np.float32) / 127.5 - 1.0          # [-1, 1]
+    tflite_file = load_tflite(tflite_name)
+    net = BlazeFace(config).load_tflite_weights(tflite_file).eval()
+    photo = reference_photo(config.input_size).astype(np.float32) / 127.5 - 1.0   # [-1, 1]
     nchw = np.ascontiguousarray(photo.transpose(2, 0, 1)[None])
-    ref = litert_outputs(load_tflite(tflite_name).path, photo[None])
-    ref = sorted(ref, key=lambda a: -a.shape[-1])                             # regressors, classificators
-    got = _torch_run(net, nchw)
-    diffs = verify.max_abs_diff(got, ref, ["regressors", "classificators"])
-    bad = {k: v for k, v in diffs.items() if not v <= PARITY_ATOL}
-    if bad:
-        raise verify.VerificationError(f"{tflite_name}: PyTorch differs from LiteRT: {bad}")
-    report.add(tflite_name, "pytorch vs litert", diffs)
+    _matches_litert(net, tflite_file, nchw, ["regressors", "classificators"], report)
     return net, nchw
 
 
@@ -200,20 +202,11 @@ def build(tmp_dir, report: verify.ParityReport) -> tuple[dict[str, onnx.ModelPro
                                               custom=CUSTOM_TRANSLATIONS)
         detectors[name] = _detector_manifest(name, config, det_file, parser_file)
 
-    mesh = FaceMesh()
-    mesh.load_tflite_weights(load_tflite("face_landmark.tflite"))
-    mesh.eval()
+    tflite_file = load_tflite("face_landmark.tflite")
+    mesh = FaceMesh().load_tflite_weights(tflite_file).eval()
     crop = face_crop_photo(192).astype(np.float32) / 255.0
-    ref = litert_outputs(load_tflite("face_landmark.tflite").path, crop[None])
-    ref = sorted(ref, key=lambda a: -a.size)
     nchw = np.ascontiguousarray(crop.transpose(2, 0, 1)[None])
-    got = _torch_run(mesh, nchw)
-    diffs = verify.max_abs_diff([g.reshape(-1) for g in got], [r.reshape(-1) for r in ref],
-                                ["mesh", "presence_logit"])
-    bad = {k: v for k, v in diffs.items() if not v <= PARITY_ATOL}
-    if bad:
-        raise verify.VerificationError(f"face_landmark.tflite: PyTorch differs from LiteRT: {bad}")
-    report.add("face_landmark.tflite", "pytorch vs litert", diffs)
+    _matches_litert(mesh, tflite_file, nchw, ["mesh", "presence_logit"], report)
     landmarks = FaceLandmarksGraph(mesh, MeshToWFLW98()).eval()
     graphs["FaceLandmarks.onnx"] = _export_checked(landmarks, (nchw,), LANDMARK_INPUTS,
                                                    LANDMARK_OUTPUTS, "FaceLandmarks.onnx", True,
