@@ -194,14 +194,16 @@ class FacePipeline:
                                     for i in range(len(points_flat) // 2))
         if mirrored:
             points = [points[j] for j in self._flip_permutation]
-        zscale = crop.size
-        mesh = [(x, y, mesh_flat[3 * i + 2] * zscale) for i, (x, y) in enumerate(
-            to_frame.apply_all((mesh_flat[3 * i] * w, mesh_flat[3 * i + 1] * h)
-                               for i in range(len(mesh_flat) // 3)))]
+        mesh = None
+        if not mirrored:    # a mirrored pass only contributes its points to an average
+            zscale = crop.size
+            mesh = [(x, y, mesh_flat[3 * i + 2] * zscale) for i, (x, y) in enumerate(
+                to_frame.apply_all((mesh_flat[3 * i] * w, mesh_flat[3 * i + 1] * h)
+                                   for i in range(len(mesh_flat) // 3)))]
         timings["preprocess"] = timings.get("preprocess", 0.0) + (t1 - t0) * 1e3
         timings["landmarks"] = timings.get("landmarks", 0.0) + (t2 - t1) * 1e3
         return Face(box=box_of(points), score=presence, landmarks=points,
-                    mesh=None if mirrored else mesh, presence=presence, crop=crop)
+                    mesh=mesh, presence=presence, crop=crop)
 
     async def landmarks_averaged(self, frame: FrameSource, crop: Crop,
                                  timings: dict[str, float] | None = None) -> Face:
