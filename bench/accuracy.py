@@ -208,6 +208,8 @@ def main(argv=None) -> int:
         cmd += f" --detector {args.detector}"
     if args.min_face:
         cmd += f" --min-face {args.min_face:g}"
+    if args.flip:
+        cmd += " --flip"
     print(f"\n{len(results)} faces in {time.perf_counter() - t0:.1f} s. Reproduce:\n\n    {cmd}\n"
           "    python -m pytest -q tests/test_accuracy.py")
     if args.json:
