@@ -22,6 +22,9 @@ BASE_ARGS = [
     "--disable-sync", "--no-first-run", "--disable-quic", "--use-angle=swiftshader",
     "--enable-unsafe-swiftshader", "--remote-debugging-pipe", "--disable-gpu-sandbox",
     "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+    # shared memory in /tmp, not /dev/shm: containers often give /dev/shm 64 MB, and a renderer that
+    # runs out of it crashes ("Target crashed")
+    "--disable-dev-shm-usage",
 ]
 
 
