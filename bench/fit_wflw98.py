@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import accuracy  # noqa: E402
 from facelandmarks.models import wflw98 as W  # noqa: E402
-from facelandmarks.pipeline.geometry import Affine  # noqa: E402
 from facelandmarks.pipeline.layouts import (IBUG68_GROUPS, IBUG68_INTEROCULAR,  # noqa: E402
                                             WFLW98_FLIP_PERM, WFLW98_TO_68)
 
@@ -57,18 +56,10 @@ def record(sets=accuracy.SETS, models: str | Path = ROOT / "web" / "models") -> 
     manifest = load_manifest(str(models))
     runtime = OnnxRuntime(str(models), manifest)
     pipe = FacePipeline(manifest, runtime, PipelineOptions(detector="still", flip_average=True))
-    lm = manifest.landmarks
-    w, h = lm.input.width, lm.input.height
 
     def mesh_of(frame, crop, mirrored: bool) -> np.ndarray:
-        to_frame = crop.to_frame(w, h)
-        if mirrored:
-            to_frame = Affine(-1.0, 0.0, float(w), 0.0, 1.0, 0.0).then(to_frame)
-        image = frame.to_tensor(to_frame, lm.input)
-        out = asyncio.run(runtime.run(lm.graph, {lm.graph.inputs["image"]: image}))
-        flat = runtime.read(out[lm.graph.outputs["mesh"]])
-        pts = to_frame.apply_all((flat[3 * i] * w, flat[3 * i + 1] * h) for i in range(len(flat) // 3))
-        return np.asarray(pts) - 0.5        # continuous pixels -> annotation convention
+        face = asyncio.run(pipe.landmarks(frame, crop, mirrored=mirrored, keep_mesh=True))
+        return np.asarray([(p[0], p[1]) for p in face.mesh]) - 0.5   # -> annotation convention
 
     records = []
     for set_name in sets:
@@ -137,10 +128,7 @@ def nme_table(records: list[Record], mapper: W.MeshToWFLW98) -> dict[str, dict[s
             a = mapper(torch.tensor(r.mesh[None], dtype=torch.float32))[0].numpy()
             b = mapper(torch.tensor(r.mesh_mirrored[None], dtype=torch.float32))[0].numpy()[flip]
         pred = ((a + b) / 2)[list(WFLW98_TO_68)]
-        err = np.linalg.norm(pred - r.gt, axis=1) / r.iod * 100.0
-        row = {g: float(err[list(ix)].mean()) for g, ix in IBUG68_GROUPS.items()}
-        row["all"] = float(err.mean())
-        out.setdefault(r.set, []).append((r.name, row))
+        out.setdefault(r.set, []).append((r.name, accuracy.nme_by_group(pred.tolist(), r.gt.tolist())))
     table = {}
     for s, rows in out.items():
         t = {g: float(np.mean([row[g] for _, row in rows])) for g in rows[0][1]}

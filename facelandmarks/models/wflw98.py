@@ -359,9 +359,9 @@ class MeshToWFLW98(nn.Module):
         p(t) = p_0 + sum_i clamp((t - c_i) / l_i, 0, 1) * (p_(i+1) - p_i), with l_i the segment
         lengths and c_i their cumulative sums: piecewise-linear interpolation in WebGL-safe ops."""
         d = side[:, 1:] - side[:, :-1]                                       # [B, 16, 2]
-        length = torch.sqrt(torch.matmul(d * d, self.sum_xy) + 1e-12)         # [B, 16, 1]
-        start = torch.matmul(length.transpose(1, 2), self.cumulate) - length.transpose(1, 2)  # [B, 1, 16]
-        total = torch.matmul(self.sum_vertices[:, :16], length)              # [B, 1, 1]
-        x = (self.fractions * total - start) / (length.transpose(1, 2) + 1e-9)   # [B, 17, 16]
+        length = torch.sqrt(torch.matmul(d * d, self.sum_xy) + 1e-12).transpose(1, 2)  # [B, 1, 16]
+        end = torch.matmul(length, self.cumulate)                            # [B, 1, 16] c_i + l_i
+        start = end - length
+        x = (self.fractions * end[:, :, 15:16] - start) / (length + 1e-9)    # [B, 17, 16]
         w = torch.relu(x) - torch.relu(x - 1.0)                              # clamp to [0, 1]
         return side[:, 0:1] + torch.matmul(w, d)

@@ -168,11 +168,13 @@ class FacePipeline:
                                 mesh[lm.mesh_left_eye], lm.crop_scale)
 
     async def landmarks(self, frame: FrameSource, crop: Crop, timings: dict[str, float] | None = None,
-                        mirrored: bool = False) -> Face:
+                        mirrored: bool = False, keep_mesh: bool | None = None) -> Face:
         """Run the landmark graph on one crop; points come back in frame pixels.
 
         ``mirrored`` samples the crop flipped left-right (the flip is part of the sampling affine,
-        so outputs map straight back to frame pixels) and swaps the layout's left/right points."""
+        so outputs map straight back to frame pixels) and swaps the layout's left/right points.
+        ``keep_mesh``: map the mesh back too (default: only for an un-mirrored pass; a mirrored
+        pass's mesh is in mirrored vertex order)."""
         lm = self.manifest.landmarks
         timings = {} if timings is None else timings
         w, h = lm.input.width, lm.input.height
@@ -195,7 +197,7 @@ class FacePipeline:
         if mirrored:
             points = [points[j] for j in self._flip_permutation]
         mesh = None
-        if not mirrored:    # a mirrored pass only contributes its points to an average
+        if keep_mesh or (keep_mesh is None and not mirrored):   # a mirrored pass only adds points
             zscale = crop.size
             mesh = [(x, y, mesh_flat[3 * i + 2] * zscale) for i, (x, y) in enumerate(
                 to_frame.apply_all((mesh_flat[3 * i] * w, mesh_flat[3 * i + 1] * h)
