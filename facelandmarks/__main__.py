@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-flip", action="store_true",
                    help="don't average each crop with its mirror image (faster, slightly less stable)")
     d.add_argument("--mesh", action="store_true", help="include the 468-point mesh in the JSON")
+    from .evaluation import add_parser as add_evaluate
+    add_evaluate(sub, DEFAULT_MODELS)
     return p
 
 
@@ -99,6 +101,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "detect":
         return detect(args)
+    if args.command == "evaluate":
+        from .evaluation import command as evaluate
+        return evaluate(args)
     return 2
 
 
