@@ -15,10 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "web" / "models"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .locations import describe_search
     from .pipeline.options import PipelineOptions
     stills = PipelineOptions.for_stills()
     p = argparse.ArgumentParser(prog="python -m facelandmarks")
@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("images", nargs="+", type=Path)
     d.add_argument("--json", type=Path, required=True, help="write results here")
     d.add_argument("--png", type=Path, help="also write annotated pictures into this folder")
-    d.add_argument("--models", type=Path, default=DEFAULT_MODELS,
-                   help="folder with the graphs (default: web/models)")
+    d.add_argument("--models", type=Path,
+                   help=f"folder with the graphs (default: the first export found in {describe_search()})")
     d.add_argument("--manifest", type=Path, help="manifest file (default: MODELS/manifest.json)")
     d.add_argument("--detector", help="detector name or use from the manifest (default: still)")
     d.add_argument("--passes", type=int, default=stills.passes,
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="don't average each crop with its mirror image (faster, slightly less stable)")
     d.add_argument("--mesh", action="store_true", help="include the 468-point mesh in the JSON")
     from .evaluation import add_parser as add_evaluate
-    add_evaluate(sub, DEFAULT_MODELS)
+    add_evaluate(sub)
     return p
 
 
@@ -62,7 +62,9 @@ def detect(args) -> int:
     from .pipeline.stages import FacePipeline, PipelineOptions
     from .runtime_onnx import ModelFileError, OnnxRuntime, PILFrame, load_manifest
 
+    from .locations import find_models
     try:
+        args.models = args.models or find_models()
         manifest = (Manifest.loads(args.manifest.read_text()) if args.manifest
                     else load_manifest(args.models))
         runtime = OnnxRuntime(args.models, manifest)

@@ -39,7 +39,7 @@ Annotation formats (by file name):
 
 A per-image file (``.pts``, ``.ljson``, ``NAME.json``) belongs to the image with the same stem; a
 folder is searched for such files; a multi-image file is matched by file name (WFLW: by the
-relative path's end).
+file name).
 """
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .pipeline.geometry import iou
-from .pipeline.layouts import IBUG68_GROUPS, N_IBUG, N_WFLW, WFLW98_GROUPS, WFLW98_TO_68
+from .pipeline.layouts import (IBUG68_GROUPS, IBUG68_INTEROCULAR, N_IBUG, N_WFLW, WFLW98_GROUPS,
+                               WFLW98_INTEROCULAR, WFLW98_TO_68)
 
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]
@@ -221,8 +222,7 @@ def load_annotations(images: Sequence[str | Path],
         elif src.suffix == ".txt":
             for rel, pts, box in read_wflw(src):
                 for img in by_name.get(Path(rel).name, []):
-                    if img.as_posix().endswith(rel) or Path(rel).name == img.name:
-                        add(img, [pts], str(src), box)
+                    add(img, [pts], str(src), box)
         elif src.suffix == ".json" and not any(img.stem == src.stem for img in images):
             for name, faces in read_points_json(src).items():
                 if name is None:
@@ -264,8 +264,9 @@ class Layout:
     eye_centres: tuple[tuple[int, ...], tuple[int, ...]]    # points averaged into each eye centre
 
 
-IBUG68 = Layout("iBUG-68", N_IBUG, IBUG68_GROUPS, (36, 45), (tuple(range(36, 42)), tuple(range(42, 48))))
-WFLW98 = Layout("WFLW-98", N_WFLW, WFLW98_GROUPS, (60, 72), ((96,), (97,)))
+IBUG68 = Layout("iBUG-68", N_IBUG, IBUG68_GROUPS, IBUG68_INTEROCULAR,
+                (tuple(range(36, 42)), tuple(range(42, 48))))       # the two eye rings
+WFLW98 = Layout("WFLW-98", N_WFLW, WFLW98_GROUPS, WFLW98_INTEROCULAR, ((96,), (97,)))   # the pupils
 LAYOUTS = {l.count: l for l in (IBUG68, WFLW98)}
 
 
@@ -389,28 +390,28 @@ class Export:
 
 def run_faces(faces: Sequence[AnnotatedFace], pipelines: dict, keep_points: bool = False,
               frames=None) -> dict[object, list[FaceScore]]:
-    """Run each pipeline (key → FacePipeline) once per image; → key → one FaceScore per face.
-    ``frames``: optional ``path → FrameSource`` (default: ``PILFrame.open``)."""
+    """Run each pipeline (key → FacePipeline) once per image; → key → one FaceScore per face, in
+    the order of ``faces``. ``frames``: optional ``path → FrameSource`` (default: ``PILFrame.open``)."""
     from .runtime_onnx import PILFrame
-    by_image: dict[Path, list[AnnotatedFace]] = {}
-    for f in faces:
-        by_image.setdefault(f.image_path, []).append(f)
-    out: dict[object, list[FaceScore]] = {k: [] for k in pipelines}
-    for path, image_faces in by_image.items():
+    by_image: dict[Path, list[int]] = {}
+    for k, f in enumerate(faces):
+        by_image.setdefault(f.image_path, []).append(k)
+    out: dict[object, list[FaceScore]] = {key: [FaceScore(f) for f in faces] for key in pipelines}
+    for path, ks in by_image.items():
         frame = frames(path) if frames else PILFrame.open(path)
         for key, pipe in pipelines.items():
             result = asyncio.run(pipe.process(frame))
-            matched = match_faces(image_faces, [d.box for d in result.faces])
-            for f, i in zip(image_faces, matched):
-                score = FaceScore(f)
-                if i is not None:
-                    pred = to_pixel_centres(result.faces[i].landmarks)
-                    layout, score.nme = score_points(pred, f.points)
-                    score.layout = layout.name
-                    if keep_points:
-                        score.points = pred
-                        score.mesh = to_pixel_centres(result.faces[i].mesh or [])
-                out[key].append(score)
+            matched = match_faces([faces[k] for k in ks], [d.box for d in result.faces])
+            for k, i in zip(ks, matched):
+                if i is None:
+                    continue
+                score = out[key][k]
+                pred = to_pixel_centres(result.faces[i].landmarks)
+                layout, score.nme = score_points(pred, score.face.points)
+                score.layout = layout.name
+                if keep_points:
+                    score.points = pred
+                    score.mesh = to_pixel_centres(result.faces[i].mesh or [])
     return out
 
 
@@ -562,8 +563,9 @@ class _SetManifest(argparse.Action):
         exports[-1].manifest = Path(value)
 
 
-def add_parser(sub, default_models: Path) -> None:
+def add_parser(sub) -> None:
     """The ``evaluate`` subcommand (registered by ``facelandmarks.__main__``)."""
+    from .locations import describe_search
     from .pipeline.options import PipelineOptions
     stills = PipelineOptions.for_stills()
     e = sub.add_parser("evaluate", help="score exports on your annotated faces (NME, CED, AUC)",
@@ -575,7 +577,8 @@ def add_parser(sub, default_models: Path) -> None:
     e.add_argument("--annotations", nargs="+", type=Path, default=[], metavar="PATH",
                    help="annotation files or folders (default: beside each image)")
     e.add_argument("--models", dest="exports", action=_AddExport, default=[], metavar="DIR",
-                   help=f"an export to score beside the default one ({default_models}); repeatable")
+                   help="an export to score beside the default one (the first found in "
+                        f"{describe_search()}); repeatable")
     e.add_argument("--manifest", dest="exports", action=_SetManifest, metavar="FILE",
                    help="the manifest of the --models just before (default: DIR/manifest.json)")
     e.add_argument("--detector", help="detector name or use from each manifest (default: still)")
@@ -586,7 +589,6 @@ def add_parser(sub, default_models: Path) -> None:
     e.add_argument("--no-flip", action="store_true", help="don't average each crop with its mirror image")
     e.add_argument("--json", type=Path, help="also write the figures (per export and face) here")
     e.add_argument("--ced", type=Path, metavar="PNG", help="draw the CED curves into this PNG")
-    e.set_defaults(default_models=default_models)
 
 
 def command(args) -> int:
@@ -600,15 +602,17 @@ def command(args) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 2
 
+    from .locations import ModelsNotFound, find_models
     exports = list(args.exports)
-    default = Path(args.default_models)
-    if not any(x.models.resolve() == default.resolve() and x.manifest is None for x in exports):
-        if (default / "manifest.json").is_file():
+    try:
+        default = find_models()
+    except ModelsNotFound as e:
+        if not exports:
+            return fail(str(e))
+        print(f"note: {e}\nnote: scoring the --models given only", file=sys.stderr)
+    else:
+        if not any(x.models.resolve() == default.resolve() and x.manifest is None for x in exports):
             exports.insert(0, Export(default))
-        elif not exports:
-            return fail(f"no models at {default} (run `python export_models.py`, or give --models DIR)")
-        else:
-            print(f"note: the default export ({default}) is absent; scoring --models only", file=sys.stderr)
     try:
         faces = load_annotations(args.images, args.annotations)
     except (AnnotationError, OSError) as e:
