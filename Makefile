@@ -32,8 +32,8 @@ test: site browser-deps
 	$(PYTHON) -m pytest -q -ra
 
 bench: site browser-deps
-	$(PYTHON) bench/pipeline_bench.py
-	$(PYTHON) bench/page_bench.py
+	$(PYTHON) -m bench.pipeline_bench
+	$(PYTHON) -m bench.page_bench
 
 accuracy: models
-	$(PYTHON) bench/accuracy.py
+	$(PYTHON) -m bench.accuracy
