@@ -450,7 +450,8 @@ def summarise(scores: Sequence[FaceScore]) -> Summary:
     out = Summary(len(scores), len(found))
     if found:
         for norm in NORMS:
-            regions = found[0].nme[norm].keys()
+            # regions of the layout scored in (68- and 98-point annotations mixed: "all" only)
+            regions = [g for g in found[0].nme[norm] if all(g in f.nme[norm] for f in found)]
             out.mean[norm] = {g: sum(s.nme[norm][g] for s in found) / len(found) for g in regions}
         out.worst = max(found, key=lambda s: s.error)
     errors = [s.error for s in scores]

@@ -23,8 +23,10 @@ def model_search_path() -> list[Path]:
     if os.environ.get(MODELS_ENV):
         places.append(Path(os.environ[MODELS_ENV]))
     places.append(Path.cwd() / "web" / "models")
-    checkout = Path(__file__).resolve().parent.parent / "web" / "models"
-    if checkout not in places:
+    repo = Path(__file__).resolve().parent.parent
+    checkout = repo / "web" / "models"
+    # an installed copy sits in site-packages, which is no checkout: only a clone has export_models.py
+    if (repo / "export_models.py").is_file() and checkout not in places:
         places.append(checkout)
     return places
 

@@ -33,6 +33,7 @@ def test_first_place_with_a_manifest_wins(where, export, tmp_path, monkeypatch):
         want = shutil.copytree(export, cwd / "web" / "models")
     else:
         (tmp_path / "site" / "web").mkdir(parents=True)
+        (tmp_path / "site" / "export_models.py").write_text("")           # a clone, not site-packages
         want = shutil.copytree(export, tmp_path / "site" / "web" / "models")
     assert locations.find_models() == want
 
@@ -44,6 +45,8 @@ def test_none_found_names_every_place(tmp_path, monkeypatch):
     with pytest.raises(locations.ModelsNotFound) as e:
         locations.find_models()
     text = str(e.value)
-    for place in locations.model_search_path():
+    places = locations.model_search_path()
+    assert len(places) == 2                      # env, ./web/models: an installed copy is no checkout
+    for place in places:
         assert str(place) in text
     assert "--models" in text and "export_models.py" in text
