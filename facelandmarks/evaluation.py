@@ -415,6 +415,25 @@ def run_faces(faces: Sequence[AnnotatedFace], pipelines: dict, keep_points: bool
     return out
 
 
+def evaluate(faces: Sequence[AnnotatedFace], exports: Sequence[Export], options=None,
+             keep_points: bool = False) -> dict[str, list[FaceScore]]:
+    """Score every export on the same annotated faces: label → one FaceScore per face (in the
+    order of ``faces``). ``options``: a PipelineOptions (default: the CLI's, ``for_stills()``).
+
+        faces = load_annotations(["a.jpg", "b.jpg"])            # a.pts, b.pts beside them
+        results = evaluate(faces, [Export(Path("web/models")), Export(Path("mine"))])
+        print(markdown(results))
+    """
+    pipelines = {}
+    for x in exports:
+        pipe = x.load(options)
+        label, k = x.label, 2
+        while label in pipelines:                    # two exports of one name: keep both columns
+            label, k = f"{x.label} ({k})", k + 1
+        pipelines[label] = pipe
+    return run_faces(faces, pipelines, keep_points)
+
+
 # -- summaries ----------------------------------------------------------------------------------------
 def ced(errors: Sequence[float], x_max: float = CED_MAX, steps: int = 1000) -> tuple[list[float], list[float]]:
     """Cumulative error distribution: x in [0, x_max] (%), y = share of faces with error ≤ x."""
@@ -595,6 +614,7 @@ def add_parser(sub) -> None:
 def command(args) -> int:
     """``python -m facelandmarks evaluate``: 0 when every figure was produced, 2 on bad input."""
     import sys
+    from .locations import ModelsNotFound, find_models
     from .pipeline.manifest import ManifestError
     from .pipeline.options import PipelineOptions
     from .runtime_onnx import ModelFileError
@@ -603,7 +623,6 @@ def command(args) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 2
 
-    from .locations import ModelsNotFound, find_models
     exports = list(args.exports)
     try:
         default = find_models()
@@ -620,15 +639,10 @@ def command(args) -> int:
         return fail(str(e))
     options = PipelineOptions.for_stills(passes=args.passes, min_face=args.min_face or None,
                                          flip_average=not args.no_flip)
-    pipelines = {}
+    if args.detector:
+        options = replace(options, detector=args.detector)
     try:
-        for x in exports:
-            pipe = x.load(replace(options, detector=args.detector) if args.detector else options)
-            label, k = x.label, 2
-            while label in pipelines:
-                label, k = f"{x.label} ({k})", k + 1
-            pipelines[label] = pipe
-        results = run_faces(faces, pipelines)
+        results = evaluate(faces, exports, options)
     except (ManifestError, ModelFileError, OSError, ValueError) as e:
         return fail(str(e))
     print(f"{len(faces)} annotated face(s) in {len(set(f.image_path for f in faces))} image(s); "

@@ -148,11 +148,12 @@ def test_match_faces_is_one_to_one(boxes, want):
 
 
 def test_library_scores_match_a_direct_computation(menpo, models_dir):
-    """run_faces on our export against NME computed here from the pipeline's raw output."""
+    """evaluate() on our export against NME computed here from the pipeline's raw output."""
     from facelandmarks.pipeline.options import PipelineOptions
     from facelandmarks.runtime_onnx import PILFrame
-    pipe = E.Export(models_dir).load(PipelineOptions.for_stills(min_face=None))
-    scores = E.run_faces(menpo, {"ours": pipe})["ours"]
+    options = PipelineOptions.for_stills(min_face=None)
+    [scores] = E.evaluate(menpo, [E.Export(models_dir)], options).values()
+    pipe = E.Export(models_dir).load(options)
     for f, s in zip(menpo, scores):
         faces = asyncio.run(pipe.process(PILFrame.open(f.image_path))).faces
         face = max(faces, key=lambda d: iou(d.box, f.points_box))     # breakingbad shows two people
