@@ -147,15 +147,19 @@ class OutputError(ValueError):
     """An output path that cannot be written, or would overwrite an input."""
 
 
-def _writable_folder(folder: Path) -> None:
-    """``folder`` exists and is writable, or can be made (its nearest existing parent is)."""
+def _writable_folder(folder: Path, flag: str) -> None:
+    """``folder`` exists and a file can be made in it, or it can be made (its nearest existing
+    parent is writable)."""
     probe = folder
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
-        raise OutputError(f"{folder}: {probe} is a file, so this folder cannot be made")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"{probe} is not writable")
+        raise OutputError(f"{flag}: {probe} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise OutputError(f"{flag}: cannot write into {probe} ({e.strerror})") from None
 
 
 def check_outputs(args, inputs: list[Path]) -> dict[Path, Path]:
@@ -174,12 +178,12 @@ def check_outputs(args, inputs: list[Path]) -> dict[Path, Path]:
             raise OutputError(f"{flag} {path} is a folder: give a file name")
         if path.exists() and not os.access(path, os.W_OK):
             raise OutputError(f"{flag} {path} is not writable")
-        _writable_folder(path.parent)
+        _writable_folder(path.parent, f"{flag} {path}")
     pngs: dict[Path, Path] = {}
     if args.png:
         if args.png.exists() and not args.png.is_dir():
             raise OutputError(f"--png {args.png} is a file: give a folder")
-        _writable_folder(args.png)
+        _writable_folder(args.png, f"--png {args.png}")
         taken = set(inputs_real) | {os.path.realpath(path) for _, path in files}
         for image in inputs:
             n, name = 1, f"{image.stem}.png"
