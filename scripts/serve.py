@@ -198,6 +198,15 @@ class Handler(BaseHTTPRequestHandler):
                 pass
 
 
+class SiteServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, TimeoutError)):
+            return  # the client went away: nothing to answer, nothing to report
+        super().handle_error(request, client_address)
+
+
 def make_server(host: str = "127.0.0.1", port: int = 8000, root: Path | None = None,
                 models: Path | None = None, compress: bool = True, quiet: bool = False,
                 vercel_json: Path | None = None) -> ThreadingHTTPServer:
@@ -206,9 +215,7 @@ def make_server(host: str = "127.0.0.1", port: int = 8000, root: Path | None = N
                  rules=vercel_rules(Path(vercel_json or ROOT / "vercel.json")),
                  compress=compress, quiet=quiet)
     handler = type("SiteHandler", (Handler,), attrs)
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    return SiteServer((host, port), handler)
 
 
 def serve_in_thread(**kw) -> tuple[ThreadingHTTPServer, str]:
