@@ -40,21 +40,21 @@ def foreign_entries(folder: Path) -> list[str]:
     them when the folder has no manifest of ours."""
     names = sorted(p.name for p in folder.iterdir())
     manifest = folder / "manifest.json"
-    files: dict = {}
+    files, ours = {}, False
     if manifest.is_file():
         try:
             d = json.loads(manifest.read_text())
         except (OSError, UnicodeDecodeError, ValueError):
             d = None
-        if (isinstance(d, dict) and isinstance(d.get("schema"), int) and isinstance(d.get("files"), dict)
-                and all(_is_sha256(v) for v in d["files"].values())):
-            files = d["files"]
-        else:
+        ours = (isinstance(d, dict) and isinstance(d.get("schema"), int) and isinstance(d.get("files"), dict)
+                and all(_is_sha256(v) for v in d["files"].values()))
+        if not ours:
             return names
+        files = d["files"]
     foreign = []
     for name in names:
         p = folder / name
-        if name == "manifest.json" and files:
+        if name == "manifest.json" and ours:
             continue
         if name in files and p.is_file() and not p.is_symlink():
             continue
@@ -64,7 +64,7 @@ def foreign_entries(folder: Path) -> list[str]:
             foreign += [f"{name}/{sub}" for sub in foreign_entries(p)]
             continue
         foreign.append(name)
-    if not files and not any((folder / n).is_dir() for n in names if n not in foreign):
+    if not ours and not any((folder / n).is_dir() for n in names if n not in foreign):
         return names  # no manifest and no export below it: not a models folder of ours
     return foreign
 
