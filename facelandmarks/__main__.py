@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .files import write_atomic
+
 DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "web" / "models"
 MAX_PASSES = 10
 MIN_TILED_FACE = 16.0  # below this the tile pyramid runs into the thousands of detector runs
@@ -37,25 +39,22 @@ def _passes(text: str) -> int:
     return n
 
 
-def _min_face(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not (v == 0 or (math.isfinite(v) and v >= MIN_TILED_FACE)):
-        raise argparse.ArgumentTypeError(f"must be 0 (no tiles) or a face size of at least "
-                                         f"{MIN_TILED_FACE:g} pixels, not {text!r}")
-    return v
+def _number(accept, rule: str):
+    """An argparse type: a float for which ``accept`` holds, else ``must be <rule>, not <text>``."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not (math.isfinite(v) and accept(v)):
+            raise argparse.ArgumentTypeError(f"must be {rule}, not {text!r}")
+        return v
+    return parse
 
 
-def _megapixels(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of megapixels, not {text!r}")
-    return v
+_min_face = _number(lambda v: v == 0 or v >= MIN_TILED_FACE,
+                    f"0 (no tiles) or a face size of at least {MIN_TILED_FACE:g} pixels")
+_megapixels = _number(lambda v: v > 0, "a positive number of megapixels")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,30 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"refuse larger images (default {MAX_PIXELS / 1e6:g}: about 300 MB of memory "
                         "per image)")
     return p
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, data: str | bytes | None = None, save=None) -> None:
-    """Write ``data`` (or call ``save(file_object)``) to a temporary file beside ``path``, then rename
-    it over ``path``: readers see the old or the new file, never half of one. Modes follow the umask."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if save is not None:
-                save(f)
-            else:
-                f.write(data.encode() if isinstance(data, str) else data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def find_images(paths: list[Path], skip: Path | None = None) -> list[Path]:

@@ -21,6 +21,7 @@ from PIL import Image
 
 from facelandmarks.checkpoints import CheckpointError
 from facelandmarks.export.site import OutDirError, write_models_dir
+from facelandmarks.files import umask
 from facelandmarks.models.retinaface import RetinaFace, load_checkpoint
 from facelandmarks.pipeline.geometry import iou
 
@@ -163,14 +164,8 @@ def test_cli_every_image_gets_an_entry_and_no_input_is_touched(name, image_batch
 def test_cli_outputs_follow_the_umask(image_batch):
     tmp, *_ = image_batch
     for path in [tmp / "out.json", tmp / "out.jsonl", *(tmp / "annotated").glob("*-2.png")]:
-        assert path.stat().st_mode & 0o777 == 0o666 & ~_umask(), path
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask(), path
     assert not [p for p in tmp.rglob(".*")], "temporary files left"
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 # -- the CLI: arguments and output paths, refused before any work -------------------------------------
@@ -305,7 +300,7 @@ def test_export_never_deletes_what_it_did_not_write(make, given, message, tmp_pa
     if message is None:
         written = write_models_dir(Path(given), {"New.onnx": tiny_graph()}, {"schema": 1, "name": "new"})
         assert sorted(p.name for p in written.iterdir()) == ["New.onnx", "manifest.json"]
-        mask = _umask()
+        mask = umask()
         assert written.stat().st_mode & 0o777 == 0o777 & ~mask
         assert all(p.stat().st_mode & 0o777 == 0o666 & ~mask for p in written.iterdir())
         assert hashes(work)["keep.txt"] == before["work/keep.txt"]

@@ -89,12 +89,6 @@ def check_out_dir(out_dir: Path, replace: bool = False) -> Path:
     return out_dir
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_models_dir(out_dir: Path, graphs: dict[str, onnx.ModelProto], manifest: dict,
                      replace: bool = False) -> Path:
     """Write ``graphs`` (file name → model) and ``manifest.json`` (its ``files`` filled with each
@@ -103,6 +97,7 @@ def write_models_dir(out_dir: Path, graphs: dict[str, onnx.ModelProto], manifest
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # one private work folder beside the output holds the new export and, for a moment, the old one
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
+    # (mkdtemp's folder is 0700; the export itself is made by mkdir, so it gets the umask's modes)
     staging, old = work / "new", work / "old"
     moved_old = False
     try:
@@ -113,7 +108,6 @@ def write_models_dir(out_dir: Path, graphs: dict[str, onnx.ModelProto], manifest
             files[name] = sha256_of(staging / name)
         manifest = dict(manifest, files=files)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        staging.chmod(0o777 & ~_umask())  # mkdir gives umask modes; keep them explicit
         # the two renames are not interrupted by Ctrl-C (delivered right after them)
         blocked = hasattr(signal, "pthread_sigmask")
         if blocked:
