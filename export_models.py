@@ -89,4 +89,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # while importing torch & co., before anything is written
+        print("interrupted, nothing written", file=sys.stderr)
+        sys.exit(130)

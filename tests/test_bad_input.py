@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -350,6 +351,23 @@ def test_export_failure_leaves_the_previous_folder_and_no_leftovers(failure, tmp
         write_models_dir(out, graphs, {"schema": 1})
     assert hashes(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("after_s", [2.0, 8.0])  # while importing torch; while building the graphs
+def test_export_ctrl_c_is_one_line_and_keeps_the_previous_export(after_s, tmp_path):
+    out = previous_export(tmp_path / "out")
+    before = hashes(tmp_path)
+    temp_before = set(Path(tempfile.gettempdir()).glob("facelandmarks-export-*"))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "export_models.py"), "--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("interrupted"), err
+    assert hashes(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert set(Path(tempfile.gettempdir()).glob("facelandmarks-export-*")) <= temp_before
 
 
 # -- checkpoint loading ----------------------------------------------------------------------------
