@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--jsonl", type=Path, help="also (or instead) stream the results here, one JSON "
                                               "object per line, each written as soon as it is done")
     d.add_argument("--png", type=Path, help="also write annotated pictures into this folder (named "
-                                            "after each image; -2, -3, … when names meet)")
+                                            "after each image; -2, -3, … when names meet or a file "
+                                            "not written by this command is there)")
     d.add_argument("--models", type=Path, default=DEFAULT_MODELS,
                    help="folder with the graphs (default: web/models)")
     d.add_argument("--manifest", type=Path, help="manifest file (default: MODELS/manifest.json)")
@@ -162,12 +163,37 @@ def check_outputs(args, inputs: list[Path]) -> dict[Path, Path]:
         taken = set(inputs_real) | {os.path.realpath(path) for _, path in files}
         for image in inputs:
             n, name = 1, f"{image.stem}.png"
-            while os.path.realpath(args.png / name) in taken:
+            while os.path.realpath(args.png / name) in taken or not _replaceable(args.png / name):
                 n += 1
                 name = f"{image.stem}-{n}.png"
             taken.add(os.path.realpath(args.png / name))
             pngs[image] = args.png / name
     return pngs
+
+
+#: written into every annotated picture, so a later run knows it may replace it
+PNG_SOFTWARE = "facelandmarks detect"
+
+
+def _replaceable(path: Path) -> bool:
+    """Nothing is there, or an annotated picture an earlier run wrote (not the user's own file)."""
+    if not os.path.lexists(path):
+        return True
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.text.get("Software") == PNG_SOFTWARE
+    except Exception:  # noqa: BLE001 — whatever it is, it is not ours
+        return False
+
+
+def save_annotated(picture, f) -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Software", PNG_SOFTWARE)
+    picture.save(f, format="PNG", pnginfo=info)
 
 
 class ResultWriter:
@@ -241,7 +267,7 @@ def detect(args) -> int:
                          "faces": [f.to_json(mesh=args.mesh) for f in result.faces]}
                 if args.png:
                     picture = draw_faces(frame.image, result.faces)
-                    write_atomic(pngs[path], save=lambda f: picture.save(f, format="PNG"))
+                    write_atomic(pngs[path], save=lambda f: save_annotated(picture, f))
                     entry["png"] = str(pngs[path])
             except ModelFileError as e:
                 print(f"error: {e}", file=sys.stderr)

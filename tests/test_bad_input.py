@@ -97,6 +97,8 @@ IMAGE_CASES = {
     "b/grace.jpg": (lambda p: photo("grace_hopper").save(p), {"box": FACE_BOXES["grace_hopper"]}),
     "grace.webp": (lambda p: photo("grace_hopper").save(p, quality=90), {"box": FACE_BOXES["grace_hopper"]}),
     "annotated/astronaut.png": (lambda p: photo("astronaut").save(p), {"box": FACE_BOXES["astronaut"]}),
+    # a picture of the user's in the --png folder that is not an input: kept too
+    "annotated/grace.png": (lambda p: photo("grace_hopper").save(p), None),
     # failures: an entry with the error, the batch goes on
     "notes.jpg": (lambda p: p.write_text("shopping list\n"), {"error": "not a readable image"}),
     "half.jpg": (lambda p: p.write_bytes(_jpeg_bytes()[:6000]), {"error": "truncated"}),
@@ -125,7 +127,7 @@ def image_batch(tmp_path_factory, models_dir):
         path.parent.mkdir(parents=True, exist_ok=True)
         make(path)
     before = hashes(tmp)
-    inputs = [photos, tmp / "annotated" / "astronaut.png"]
+    inputs = [photos, tmp / "annotated" / "astronaut.png"]  # annotated/grace.png is not an input
     proc = run_cli("detect", *inputs, "--json", tmp / "out.json", "--jsonl", tmp / "out.jsonl",
                    "--png", tmp / "annotated", "--models", models_dir, check=False)
     entries = {Path(e["image"]).relative_to(tmp).as_posix(): e
@@ -133,7 +135,7 @@ def image_batch(tmp_path_factory, models_dir):
     return tmp, before, proc, entries
 
 
-@pytest.mark.parametrize("name", sorted(IMAGE_CASES))
+@pytest.mark.parametrize("name", sorted(n for n, (_, expected) in IMAGE_CASES.items() if expected))
 def test_cli_every_image_gets_an_entry_and_no_input_is_touched(name, image_batch):
     tmp, before, proc, entries = image_batch
     expected = IMAGE_CASES[name][1]
@@ -156,7 +158,8 @@ def test_cli_every_image_gets_an_entry_and_no_input_is_touched(name, image_batch
     after = hashes(tmp)
     assert {k: after.get(k) for k in before} == before
     pngs = [e["png"] for e in entries.values() if "png" in e]
-    assert len(set(pngs)) == len(pngs) == sum("error" not in c[1] for c in IMAGE_CASES.values())
+    assert len(set(pngs)) == len(pngs) == sum(c[1] is not None and "error" not in c[1]
+                                              for c in IMAGE_CASES.values())
     # the stream and the list hold the same entries, in the same order
     lines = [json.loads(line) for line in (tmp / "out.jsonl").read_text().splitlines()]
     assert lines == json.loads((tmp / "out.json").read_text())
@@ -167,6 +170,17 @@ def test_cli_outputs_follow_the_umask(image_batch):
     for path in [tmp / "out.json", tmp / "out.jsonl", *(tmp / "annotated").glob("*-2.png")]:
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask(), path
     assert not [p for p in tmp.rglob(".*")], "temporary files left"
+
+
+def test_cli_rerun_replaces_its_own_pictures_only(tmp_path, models_dir):
+    image = tmp_path / "grace.jpg"
+    photo("grace_hopper").save(image)
+    for _ in range(2):
+        [entry] = json.loads((run_cli("detect", image, "--json", tmp_path / "o.json", "--png",
+                                      tmp_path / "annotated", "--models", models_dir) and
+                              (tmp_path / "o.json")).read_text())
+        assert entry["png"] == str(tmp_path / "annotated" / "grace.png")
+    assert [p.name for p in (tmp_path / "annotated").iterdir()] == ["grace.png"]
 
 
 # -- the CLI: arguments and output paths, refused before any work -------------------------------------
