@@ -1,13 +1,13 @@
 """Command line: ``python -m facelandmarks detect IMAGE|FOLDER ... --json OUT.json [--jsonl OUT.jsonl] [--png OUTDIR]``.
 
 Runs the same graphs, manifest and pipeline code as the page, with onnxruntime on the CPU, and writes
-``[{"image": path, "width": w, "height": h, "faces": [{"box": [x0,y0,x1,y1], "score": s,
-"landmarks": [[x,y] × 98]}]}]`` in the pixels of the picture as a person sees it (EXIF orientation
-applied). An image that cannot be read gets ``{"image": path, "error": message}`` and the batch goes
-on. Results are written as they come: ``--jsonl`` appends one line per image at once, ``--json`` is
-rewritten atomically as it grows (at most once a second, and at the end), so Ctrl-C or a crash keeps
-what is done. Every output path is checked before any work; nothing the user gave as input is
-overwritten.
+``[{"image": path, "width": w, "height": h, "faces": [{"box": [x0,y0,x1,y1], "detector_score": s,
+"presence": p, "landmarks": [[x,y] × 98]}]}]`` in the pixels of the picture as a person sees it (EXIF
+orientation applied). An image that cannot be read gets ``{"image": path, "error": message}`` and the
+batch goes on. Results are written as they come: ``--jsonl`` appends one line per image at once,
+``--json`` is rewritten atomically as it grows (at most once a second, and at the end), so Ctrl-C or a
+crash keeps what is done. Every output path is checked before any work; nothing the user gave as
+input is overwritten.
 """
 from __future__ import annotations
 
@@ -58,8 +58,10 @@ _megapixels = _number(lambda v: v > 0, "a positive number of megapixels")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .pipeline.options import PipelineOptions
     from .runtime_onnx import MAX_PIXELS
 
+    stills = PipelineOptions.for_stills()
     p = argparse.ArgumentParser(prog="python -m facelandmarks")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("detect", help="find faces and their 98 landmarks in images")
@@ -75,10 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with the graphs (default: web/models)")
     d.add_argument("--manifest", type=Path, help="manifest file (default: MODELS/manifest.json)")
     d.add_argument("--detector", help="detector name or use from the manifest (default: still)")
-    d.add_argument("--passes", type=_passes, default=2,
-                   help=f"landmark passes per face, 1 to {MAX_PASSES} (default 2)")
-    d.add_argument("--min-face", type=_min_face, default=40.0,
-                   help="smallest face to look for, in pixels (default 40, at least "
+    d.add_argument("--passes", type=_passes, default=stills.passes,
+                   help=f"landmark passes per face, 1 to {MAX_PASSES} (default {stills.passes})")
+    d.add_argument("--min-face", type=_min_face, default=stills.min_face,
+                   help=f"smallest face to look for, in pixels (default {stills.min_face:g}, at least "
                         f"{MIN_TILED_FACE:g}): photos where that is too small for the detector are "
                         "also searched tile by tile; 0 = no tiles")
     d.add_argument("--no-flip", action="store_true",
@@ -234,7 +236,8 @@ def detect(args) -> int:
 
     from .draw import draw_faces
     from .pipeline.manifest import Manifest, ManifestError
-    from .pipeline.stages import FacePipeline, PipelineOptions
+    from .pipeline.options import PipelineOptions
+    from .pipeline.stages import FacePipeline
     from .runtime_onnx import ModelFileError, OnnxRuntime, PILFrame, load_manifest
 
     inputs = find_images(args.images, skip=args.png)
