@@ -59,20 +59,40 @@ function clearMessage(key) {
 const hasWasm = typeof WebAssembly === "object" && typeof WebAssembly.instantiate === "function";
 
 // Creating a WebGL context can take a while (a software GPU needs ~0.5 s): done on first use, after
-// the Python runtime's download has been started.
-let webglOk = null;
-function webglAvailable() {
-  if (webglOk === null) {
+// the Python runtime's download has been started. The renderer's name tells a software GPU
+// (SwiftShader in Chromium without a GPU, llvmpipe/softpipe under Mesa, Microsoft's Basic Render
+// Driver): ONNX Runtime's webgl provider is many times slower there than wasm (~30x measured here),
+// so stages the manifest puts on webgl go to wasm instead unless the URL asks for webgl.
+let webglInfo = null;
+const SOFTWARE_RENDERER = /swiftshader|llvmpipe|softpipe|software|basic render/i;
+function probeWebgl() {
+  if (webglInfo === null) {
+    webglInfo = { ok: false, renderer: "" };
     try {
       const c = document.createElement("canvas");
       const gl = c.getContext("webgl2") || c.getContext("webgl");
-      webglOk = !!gl;
+      if (gl) {
+        const ext = gl.getExtension("WEBGL_debug_renderer_info");
+        webglInfo = { ok: true, renderer: String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER) || "") };
+      }
       gl?.getExtension("WEBGL_lose_context")?.loseContext();   // free it; ORT makes its own
     } catch {
-      webglOk = false;
+      webglInfo = { ok: false, renderer: "" };
     }
   }
-  return webglOk;
+  return webglInfo;
+}
+const webglAvailable = () => probeWebgl().ok;
+const softwareWebgl = () => probeWebgl().ok && SOFTWARE_RENDERER.test(probeWebgl().renderer);
+
+// The provider a stage starts on: the URL's (?detector=webgl forces it), else the manifest's, with
+// webgl → wasm on a software renderer. ort_runtime.py applies the same rule (and says so once).
+function startProvider(stage, manifestProvider) {
+  let provider = params.get(stage) || manifestProvider;
+  if (provider === "cpu") provider = "wasm";
+  if (provider === "webgl" && (!webglAvailable() || (!params.get(stage) && softwareWebgl()))) provider = "wasm";
+  if (provider === "webgpu" && !navigator.gpu) provider = "wasm";
+  return ORT_BUNDLES[provider] ? provider : null;
 }
 
 // ---- models ---------------------------------------------------------------------------------
@@ -220,24 +240,36 @@ function speculate(m) {
   const det = m?.detectors?.[m?.defaults?.camera] ?? Object.values(m?.detectors ?? {})[0];
   const stages = [["detector", det?.graph], ["parser", det?.parser], ["landmarks", m?.landmarks?.graph]];
   for (const [stage, g] of stages) {
-    if (!g?.file) continue;
-    let provider = params.get(stage) || g.provider;
-    if (provider === "cpu") provider = "wasm";
-    if (provider === "webgl" && !boot.webgl) provider = "wasm";
-    if (provider === "webgpu" && !navigator.gpu) provider = "wasm";
-    if (!ORT_BUNDLES[provider]) continue;
-    createSession(g.file, provider);
+    const provider = g?.file && startProvider(stage, g.provider);
+    if (provider) createSession(g.file, provider);
   }
 }
 
-// A tensor made by another bundle (e.g. the webgl detector's output fed to the wasm parser) as a
-// tensor of `ort`: same data, no copy.
-function adopt(ort, t) {
-  return t instanceof ort.Tensor ? t : new ort.Tensor(t.type, t.data, t.dims);
-}
-
-function tensor(ort, data, dims) {
-  return new ort.Tensor("float32", data, dims);
+// One graph run, one crossing for Python: wrap the feeds ({name: {type, data, dims}}: a Float32Array
+// made by pixels.js, or an output of an earlier runGraph), run, copy every output into a plain
+// {type, data, dims} (data: a typed array owned by JS, not by ONNX Runtime) and dispose every tensor.
+// Returns {ms: session.run's own time, outputs}.
+async function runGraph(session, ort, feeds) {
+  const inputs = {};
+  for (const name of Object.keys(feeds)) {
+    const f = feeds[name];
+    inputs[name] = new ort.Tensor(f.type || "float32", f.data, f.dims);
+  }
+  const t = performance.now();
+  let out;
+  try {
+    out = await session.run(inputs);
+  } finally {
+    for (const name of Object.keys(inputs)) inputs[name].dispose();
+  }
+  const ms = performance.now() - t;
+  const outputs = {};
+  for (const name of session.outputNames) {
+    const o = out[name];
+    outputs[name] = { type: o.type, data: o.data, dims: Array.from(o.dims) };
+    o.dispose();
+  }
+  return { ms, outputs };
 }
 
 // Calls `onLost` when the WebGL context ONNX Runtime draws with is lost (GPU reset, driver, tab in
@@ -286,8 +318,12 @@ function stopStream(stream) {
   stream?.getTracks?.().forEach((t) => t.stop());
 }
 
-async function decodeImage(file) {
-  return await createImageBitmap(file);
+// A picture (File/Blob or ImageBitmap) decoded off the main thread; with a width and height, decoded
+// straight to that size (photo mode's working size for large photos).
+async function decodeImage(source, width = 0, height = 0) {
+  return width && height
+    ? await createImageBitmap(source, { resizeWidth: width, resizeHeight: height, resizeQuality: "high" })
+    : await createImageBitmap(source);
 }
 
 // ---- start ------------------------------------------------------------------------------------
@@ -296,12 +332,14 @@ const boot = {
   params,
   hasWasm,
   get webgl() { return webglAvailable(); },
+  get webglRenderer() { return probeWebgl().renderer; },
+  get softwareWebgl() { return softwareWebgl(); },
   isolated: !!self.crossOriginIsolated,
   threads,
   progress, message, clearMessage,
   manifestText,
   fetchModel, cameraPathFiles,
-  loadOrt, createSession, forgetSession, adopt, tensor, watchWebgl, loseWebgl,
+  loadOrt, createSession, forgetSession, runGraph, watchWebgl, loseWebgl,
   openCamera, listCameras, stopStream, decodeImage,
   pixels,
   camera: null,

@@ -63,8 +63,8 @@ export function snapshot(source, canvas, w, h) {
 }
 
 /**
- * Draw one frame's faces on the overlay. `faces` is an array of
- * {box:[x0,y0,x1,y1], points: Float32Array|Array (x,y,…), mesh: (x,y,…)|null, label: string}
+ * Draw one frame's faces on the overlay. `faces` is the frame's published result (the `faces` of the
+ * window "faces" event): [{box:[x0,y0,x1,y1], landmarks:[[x,y],…], mesh?:[[x,y,z],…], label?}]
  * in source pixels; `mirror` flips horizontally (selfie view); `scale` = overlay px per source px.
  */
 export function drawFaces(canvas, faces, mirror, scale, opts = {}) {
@@ -75,6 +75,15 @@ export function drawFaces(canvas, faces, mirror, scale, opts = {}) {
   const tx = (x) => (mirror ? W - x * scale : x * scale);
   const ty = (y) => y * scale;
   const r = Math.max(1.2, (opts.radius ?? 1.6) * Math.sqrt(scale));
+  const dots = (points, radius) => {
+    ctx.beginPath();
+    for (const [px, py] of points) {
+      const x = tx(px), y = ty(py);
+      ctx.moveTo(x + radius, y);
+      ctx.arc(x, y, radius, 0, 2 * Math.PI);
+    }
+    ctx.fill();
+  };
   for (const f of faces) {
     const [x0, y0, x1, y1] = f.box;
     const bx = Math.min(tx(x0), tx(x1)), by = ty(y0);
@@ -84,24 +93,10 @@ export function drawFaces(canvas, faces, mirror, scale, opts = {}) {
     ctx.strokeRect(bx, by, bw, bh);
     if (f.mesh) {
       ctx.fillStyle = opts.meshColor ?? "rgba(120, 190, 255, 0.8)";
-      const m = f.mesh;
-      ctx.beginPath();
-      for (let i = 0; i + 1 < m.length; i += 2) {
-        const x = tx(m[i]), y = ty(m[i + 1]);
-        ctx.moveTo(x + r * 0.7, y);
-        ctx.arc(x, y, r * 0.7, 0, 2 * Math.PI);
-      }
-      ctx.fill();
+      dots(f.mesh, r * 0.7);
     }
-    const p = f.points;
     ctx.fillStyle = opts.pointColor ?? "#ff4d6d";
-    ctx.beginPath();
-    for (let i = 0; i + 1 < p.length; i += 2) {
-      const x = tx(p[i]), y = ty(p[i + 1]);
-      ctx.moveTo(x + r, y);
-      ctx.arc(x, y, r, 0, 2 * Math.PI);
-    }
-    ctx.fill();
+    dots(f.landmarks, r);
     if (f.label) {
       ctx.font = `${Math.round(13 * Math.max(1, scale))}px system-ui, sans-serif`;
       const tw = ctx.measureText(f.label).width;
@@ -124,4 +119,44 @@ export function clear(canvas) {
   const ctx = canvas.getContext("2d");
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.clearRect(0, 0, canvas.width, canvas.height);
+}
+
+/**
+ * Width and height of a PNG, JPEG, GIF or WebP file from its first bytes, without decoding it
+ * (so a picture too large to decode can be refused first); null for anything else.
+ */
+export async function imageSize(file) {
+  const b = new Uint8Array(await file.slice(0, 256 * 1024).arrayBuffer());
+  const u16 = (i) => (b[i] << 8) | b[i + 1];
+  const u32 = (i) => ((b[i] << 24) >>> 0) + ((b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]);
+  const le16 = (i) => b[i] | (b[i + 1] << 8);
+  if (b.length >= 24 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) {
+    return { width: u32(16), height: u32(20) };                       // PNG: IHDR
+  }
+  if (b.length >= 10 && b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) {
+    return { width: le16(6), height: le16(8) };                       // GIF: logical screen
+  }
+  if (b.length >= 30 && b[0] === 0x52 && b[1] === 0x49 && b[8] === 0x57 && b[9] === 0x45) {   // RIFF WEBP
+    const kind = String.fromCharCode(b[12], b[13], b[14], b[15]);
+    if (kind === "VP8X") return { width: 1 + (b[24] | (b[25] << 8) | (b[26] << 16)), height: 1 + (b[27] | (b[28] << 8) | (b[29] << 16)) };
+    if (kind === "VP8 ") return { width: le16(26) & 0x3fff, height: le16(28) & 0x3fff };
+    if (kind === "VP8L") {
+      const v = b[21] | (b[22] << 8) | (b[23] << 16) | (b[24] << 24);
+      return { width: (v & 0x3fff) + 1, height: ((v >> 14) & 0x3fff) + 1 };
+    }
+    return null;
+  }
+  if (b[0] === 0xff && b[1] === 0xd8) {                                // JPEG: first SOFn marker
+    let i = 2;
+    while (i + 9 < b.length) {
+      if (b[i] !== 0xff) { i++; continue; }
+      const marker = b[i + 1];
+      if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+        return { width: u16(i + 7), height: u16(i + 5) };
+      }
+      if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { i += 2; continue; }
+      i += 2 + u16(i + 2);
+    }
+  }
+  return null;
 }
