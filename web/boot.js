@@ -105,10 +105,41 @@ class ModelFetchError extends Error {
   }
 }
 
-async function fetchManifest() {
+// Several exports side by side: models/index.json lists them ({schema, default, models: [{name,
+// label, path}]}) and ?models=NAME picks one; without an index (404) the site's one export is
+// models/ itself. The chosen manifest's graph files are relative to its own folder.
+async function chooseModels() {
+  const none = { base: "./models/", index: null, entry: null, unknown: null, problem: null };
   let res;
   try {
-    res = await fetch("./models/manifest.json", { cache: "no-cache" });
+    res = await fetch("./models/index.json", { cache: "no-cache" });
+  } catch {
+    return none;
+  }
+  if (!res.ok) return none;
+  let index;
+  try {
+    index = JSON.parse(await res.text());
+    if (!Array.isArray(index?.models) || !index.models.length) throw new Error("no \"models\" list");
+  } catch (e) {
+    return { ...none, problem: `models/index.json is not a valid index (${e.message})` };
+  }
+  const wanted = params.get("models");
+  const byName = (n) => index.models.find((m) => m.name === n);
+  const entry = byName(wanted ?? index.default) ?? byName(index.default) ?? index.models[0];
+  const path = String(entry.path ?? "");
+  if (path.includes("..") || path.startsWith("/") || /^[a-z]+:/i.test(path)) {
+    return { ...none, index, problem: `models/index.json gives "${entry.name}" the path "${path}", outside models/` };
+  }
+  return { base: `./models/${path}`, index, entry, unknown: wanted && !byName(wanted) ? wanted : null, problem: null };
+}
+const modelsChoice = chooseModels();
+
+async function fetchManifest() {
+  const { base } = await modelsChoice;
+  let res;
+  try {
+    res = await fetch(`${base}manifest.json`, { cache: "no-cache" });
   } catch (e) {
     throw new ModelFetchError("network", "manifest.json", `network error: ${e.message}`);
   }
@@ -128,7 +159,7 @@ async function fetchModelBytes(file) {
   progress(label, `${file}: downloading…`);
   let res;
   try {
-    res = await fetch(`./models/${encodeURI(file)}`);
+    res = await fetch(`${(await modelsChoice).base}${encodeURI(file)}`);
   } catch (e) {
     progress(label, `${file}: network error`, "error");
     throw new ModelFetchError("network", file, `network error: ${e.message}`);
@@ -318,12 +349,10 @@ function stopStream(stream) {
   stream?.getTracks?.().forEach((t) => t.stop());
 }
 
-// A picture (File/Blob or ImageBitmap) decoded off the main thread; with a width and height, decoded
-// straight to that size (photo mode's working size for large photos).
-async function decodeImage(source, width = 0, height = 0) {
-  return width && height
-    ? await createImageBitmap(source, { resizeWidth: width, resizeHeight: height, resizeQuality: "high" })
-    : await createImageBitmap(source);
+// A picture file decoded off the main thread (photo mode scales large ones down itself, in strips:
+// createImageBitmap's resize options block the main thread, ~1 s for 48 MP here).
+async function decodeImage(file) {
+  return await createImageBitmap(file);
 }
 
 // ---- start ------------------------------------------------------------------------------------
@@ -337,7 +366,7 @@ const boot = {
   isolated: !!self.crossOriginIsolated,
   threads,
   progress, message, clearMessage,
-  manifestText,
+  manifestText, modelsChoice,
   fetchModel, cameraPathFiles,
   loadOrt, createSession, forgetSession, runGraph, watchWebgl, loseWebgl,
   openCamera, listCameras, stopStream, decodeImage,

@@ -67,6 +67,39 @@ def describe_models(manifest: Manifest) -> None:
                                     "meaningless until you export trained weights.", "untrained")
 
 
+def offer_models(choice) -> None:
+    """The models/index.json side of the page: a selector of the labels when the site has several
+    exports (choosing one reloads the page with ?models=NAME), and what went wrong with ?models."""
+    if choice.problem:
+        messages.message("warning", f"{choice.problem}; using models/manifest.json.", "models")
+    index = choice.index.to_py() if choice.index else None
+    if not index:
+        return
+    entries = [m for m in index["models"] if isinstance(m, dict) and m.get("name")]
+    names = [m["name"] for m in entries]
+    if choice.unknown:
+        messages.message("error", f"There are no models named “{choice.unknown}” on this site; it has "
+                                  f"{', '.join(names)}. Showing “{choice.entry.name}” instead.", "models")
+    if len(entries) < 2:
+        return
+    select = el("models-select")
+    for m in entries:
+        opt = document.createElement("option")
+        opt.value = m["name"]
+        opt.textContent = str(m.get("label") or m["name"])
+        opt.selected = m["name"] == choice.entry.name
+        select.appendChild(opt)
+    el("models-control").classList.remove("hidden")
+
+    def pick(e):
+        query = js.URLSearchParams.new(js.location.search)
+        query.set("models", select.value)
+        js.location.search = query.toString()
+    proxy = create_proxy(pick)
+    select.addEventListener("change", proxy)
+    globals()["_PICK_MODELS"] = proxy        # lives as long as the page
+
+
 class App:
     def __init__(self, manifest: Manifest, runtime: OrtWebRuntime, options: PageOptions):
         self.manifest = manifest
@@ -229,6 +262,7 @@ async def main():
     except ValueError as e:
         messages.message("warning", f"{e}; using the defaults.", "url")
         options = PageOptions.from_url(lambda name: None)
+    offer_models(await boot.modelsChoice)
     try:
         text = await boot.manifestText
     except JsException as e:

@@ -3,8 +3,8 @@ tiles for small faces, two passes, mirror averaging).
 
 Large photos never hold the page: the file's size is read from its header and a picture over
 MAX_PIXELS is refused before decoding (the CLI's limit, facelandmarks.runtime_onnx.MAX_PIXELS,
-which the page cannot import); a larger one than WORKING_SIDE is decoded straight to that size by
-createImageBitmap (off the main thread); the pipeline awaits ONNX Runtime between tiles, so the
+which the page cannot import); createImageBitmap decodes off the main thread; a photo larger than
+WORKING_SIDE is scaled down in strips, one short task each (pixels.downscale); the pipeline awaits ONNX Runtime between tiles, so the
 page stays responsive, and "Cancel" stops it before the next tile. Results are published in the
 photo's own pixels."""
 from __future__ import annotations
@@ -24,7 +24,8 @@ pixels = boot.pixels
 document = js.document
 
 MAX_PIXELS = 100_000_000     # the CLI's limit (runtime_onnx.MAX_PIXELS): about 400 MB decoded
-WORKING_SIDE = 4096          # longest side the pipeline works on; larger photos are decoded smaller
+WORKING_SIDE = 4096          # longest side the pipeline works on; larger photos are scaled down
+STRIP_PIXELS = 4_000_000     # source pixels scaled per main-thread task (~60 ms here)
 
 
 class PhotoCancelled(Exception):
@@ -95,11 +96,7 @@ class PhotoMode:
                             "Scale it down first.", f"{name} is too large")
                 return None
         try:
-            if size is not None and max(w, h) > WORKING_SIDE:      # decoded straight to working size
-                s = WORKING_SIDE / max(w, h)
-                bitmap = await boot.decodeImage(file, max(1, round(w * s)), max(1, round(h * s)))
-                return bitmap, w, h
-            bitmap = await boot.decodeImage(file)
+            bitmap = await boot.decodeImage(file)      # decoded off the main thread
         except JsException:
             self.refuse(messages.photo_unreadable(name), f"{name} is not an image this browser can read")
             return None
@@ -109,9 +106,11 @@ class PhotoMode:
             self.refuse(f"“{name}” is {w}×{h}, over the {MAX_PIXELS / 1e6:.0f}-megapixel limit.",
                         f"{name} is too large")
             return None
-        if max(w, h) > WORKING_SIDE:          # a format whose header we don't read: resize after
+        if max(w, h) > WORKING_SIDE:
             s = WORKING_SIDE / max(w, h)
-            small = await boot.decodeImage(bitmap, max(1, round(w * s)), max(1, round(h * s)))
+            messages.progress("still", f"Photo: scaling {w}×{h} down…")
+            strips = max(1, round(w * h / STRIP_PIXELS))
+            small = await pixels.downscale(bitmap, max(1, round(w * s)), max(1, round(h * s)), strips)
             bitmap.close()
             bitmap = small
         return bitmap, w, h
@@ -125,7 +124,7 @@ class PhotoMode:
             return
         messages.clear("still")
         bitmap, w, h = decoded
-        if self.bitmap is not None:
+        if self.bitmap is not None and hasattr(self.bitmap, "close"):
             self.bitmap.close()
         self.bitmap, self.size = bitmap, (w, h)
         bw, bh = int(bitmap.width), int(bitmap.height)
@@ -134,10 +133,9 @@ class PhotoMode:
         self.canvas.getContext("2d").drawImage(bitmap, 0, 0)
         self.output.clear()
         if self.pipeline is None:
-            self.pipeline = FacePipeline(self.manifest, self.runtime, PipelineOptions.for_stills(
-                min_face=PipelineOptions.for_stills().min_face / self.scale))
-        else:
-            self.pipeline.options.min_face = PipelineOptions.for_stills().min_face / self.scale
+            # min_face counts working pixels: a photo scaled down is searched for faces down to
+            # min_face × scale of its own pixels, with as many tiles as a WORKING_SIDE photo
+            self.pipeline = FacePipeline(self.manifest, self.runtime, PipelineOptions.for_stills())
         shown = f"{w}×{h}" + (f" (working at {bw}×{bh})" if self.scale != 1 else "")
         messages.progress("still", f"Photo: finding faces in {shown}…")
         cancel = document.getElementById("cancel")
