@@ -1,5 +1,6 @@
 """The camera loop: one requestAnimationFrame callback, at most one frame in flight; each frame is
-taken once as a picture (pixels.snapshot), tracked (the pipeline's FaceTracker) and handed to
+taken once as a picture (pixels.grab: the cheaper of drawImage and VideoFrame.copyTo, measured on
+the first frames), tracked (the pipeline's FaceTracker) and handed to
 output.py once."""
 from __future__ import annotations
 
@@ -86,9 +87,7 @@ class FrameLoop:
         w, h = self.camera.size
         if not w or not h or video.readyState < 2:
             return
-        t_snap = time.perf_counter()
-        pixels.snapshot(video, self.snap, w, h)
-        snap_ms = (time.perf_counter() - t_snap) * 1e3
+        snap_ms = float(await pixels.grab(video, self.snap, w, h))
         tr = await self.tracker.step(CanvasFrame(self.snap, w, h, pixels), js.performance.now() / 1000.0)
         if not self.running:
             return

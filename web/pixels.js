@@ -187,3 +187,84 @@ export async function downscale(bitmap, w, h, strips) {
   }
   return canvas;
 }
+
+// ---- taking the camera's picture once per frame ---------------------------------------------------
+// Two ways to put the video's current picture into the (CPU-backed) snapshot canvas the stages draw
+// from: drawImage(video) — with GPU compositing on a software GPU it reads the frame back from the
+// GPU, 14–40 ms here — or VideoFrame.copyTo (the camera's own I420/NV12 planes, ~2.5 ms) converted
+// to RGB in one typed-array pass. The page times both on its first frames and keeps the cheaper.
+const grabbers = { draw: [], planes: [] };
+let grabChoice = null;
+let rgba = null, planes = null;
+
+function yuvToRgba(frame, buf, layout, out) {
+  const w = frame.visibleRect.width, h = frame.visibleRect.height;
+  const full = !!frame.colorSpace?.fullRange;
+  const bt709 = frame.colorSpace?.matrix === "bt709";
+  // Y'CbCr → R'G'B' (BT.601 or BT.709), limited or full range
+  const ky = full ? 1 : 255 / 219, kc = full ? 1 : 255 / 224, y0 = full ? 0 : 16;
+  const [cr_r, cb_g, cr_g, cb_b] = bt709 ? [1.5748, 0.1873, 0.4681, 1.8556] : [1.402, 0.344136, 0.714136, 1.772];
+  const nv12 = frame.format === "NV12";
+  const [pY, pU, pV] = layout;
+  for (let y = 0; y < h; y++) {
+    const rowY = pY.offset + y * pY.stride;
+    const rowU = pU.offset + (y >> 1) * pU.stride;
+    const rowV = nv12 ? rowU : pV.offset + (y >> 1) * pV.stride;
+    let o = y * w * 4;
+    for (let x = 0; x < w; x++, o += 4) {
+      const yy = (buf[rowY + x] - y0) * ky;
+      const cx = nv12 ? (x >> 1) * 2 : x >> 1;
+      const cb = (buf[rowU + cx] - 128) * kc, cr = (buf[rowV + cx + (nv12 ? 1 : 0)] - 128) * kc;
+      out[o] = yy + cr_r * cr;
+      out[o + 1] = yy - cb_g * cb - cr_g * cr;
+      out[o + 2] = yy + cb_b * cb;
+      out[o + 3] = 255;
+    }
+  }
+}
+
+async function grabPlanes(video, canvas, w, h) {
+  const frame = new VideoFrame(video);
+  try {
+    if (!["I420", "NV12"].includes(frame.format) || frame.visibleRect.width !== w || frame.visibleRect.height !== h) {
+      return false;
+    }
+    const size = frame.allocationSize({ rect: frame.visibleRect });
+    if (!planes || planes.length !== size) planes = new Uint8Array(size);
+    const layout = await frame.copyTo(planes, { rect: frame.visibleRect });
+    if (!rgba || rgba.width !== w || rgba.height !== h) rgba = new ImageData(w, h);
+    yuvToRgba(frame, planes, layout, rgba.data);
+  } finally {
+    frame.close();
+  }
+  canvas.getContext("2d", { alpha: false, willReadFrequently: true }).putImageData(rgba, 0, 0);
+  return true;
+}
+
+/** Take the video's current picture into `canvas` (w×h) by the cheaper of the two ways; returns ms. */
+export async function grab(video, canvas, w, h) {
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  const way = grabChoice ?? (typeof VideoFrame === "undefined" ? "draw"
+    : grabbers.planes.length <= grabbers.draw.length ? "planes" : "draw");
+  const t = performance.now();
+  let done = false;
+  if (way === "planes") {
+    try { done = await grabPlanes(video, canvas, w, h); } catch { done = false; }
+    if (!done) grabChoice = "draw";                 // this camera's frames can't be read that way
+  }
+  if (!done) snapshot(video, canvas, w, h);
+  const ms = performance.now() - t;
+  if (grabChoice === null && done) {
+    grabbers[way].push(ms);
+    if (grabbers.planes.length >= 5 && grabbers.draw.length >= 5) {
+      const med = (v) => v.slice().sort((a, b) => a - b)[v.length >> 1];
+      grabChoice = med(grabbers.planes) < med(grabbers.draw) ? "planes" : "draw";
+    }
+  } else if (grabChoice === null && way === "draw") {
+    grabbers.draw.push(ms);
+  }
+  return ms;
+}
+
+/** Which way grab() settled on (null while it still measures). */
+export const grabWay = () => grabChoice;
