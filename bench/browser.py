@@ -169,3 +169,39 @@ def python_tracked(rgb: np.ndarray, frames: int, models: Path | None = None, smo
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(1) as ex:
         return ex.submit(asyncio.run, run()).result()
+
+
+# One graph on one onnxruntime-web provider, in the page's origin (the served site's vendor bundles
+# and /models/): feeds are base64 float32, outputs come back as plain arrays.
+RUN_GRAPH = """async ([file, feeds, provider]) => {
+  const bundle = provider === 'wasm' ? 'ort.wasm.min.mjs' : `ort.${provider}.min.mjs`;
+  const ort = await import(`/vendor/${VENDOR_ORT}/${bundle}`);
+  ort.env.wasm.wasmPaths = new URL(`/vendor/${VENDOR_ORT}/`, location.href).href;
+  ort.env.logLevel = 'error';
+  const bytes = new Uint8Array(await (await fetch('/models/' + file)).arrayBuffer());
+  const session = await ort.InferenceSession.create(bytes, {executionProviders: [provider]});
+  const tensors = {};
+  for (const [name, [b64, dims]] of Object.entries(feeds)) {
+    const raw = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    tensors[name] = new ort.Tensor('float32', new Float32Array(raw.buffer), dims);
+  }
+  const out = await session.run(tensors);
+  const result = {};
+  for (const name of session.outputNames) {
+    result[name] = {dims: Array.from(out[name].dims), data: Array.from(out[name].data, Number)};
+    out[name].dispose();
+  }
+  await session.release();
+  return result;
+}"""
+
+
+def run_graph_in_browser(page, file: str, feeds: dict[str, np.ndarray], provider: str) -> dict[str, np.ndarray]:
+    """Run ``models/<file>`` on ``provider`` (webgl | wasm | webgpu) in ``page`` (a page of the
+    served site) and return its outputs."""
+    import base64
+    ort_dir = next(p.name for p in (WEB / "vendor").iterdir() if p.name.startswith("ort-"))
+    packed = {k: [base64.b64encode(np.ascontiguousarray(v, np.float32).tobytes()).decode(), list(v.shape)]
+              for k, v in feeds.items()}
+    got = page.evaluate(RUN_GRAPH.replace("${VENDOR_ORT}", ort_dir), [file, packed, provider])
+    return {k: np.asarray(v["data"], np.float32).reshape(v["dims"]) for k, v in got.items()}

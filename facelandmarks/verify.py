@@ -1,8 +1,10 @@
 """Checks every export runs: ONNX checker, PyTorch ↔ onnxruntime parity, and a static WebGL check.
 
 The WebGL check approximates what onnxruntime-web's webgl provider accepts (its op table, no int64
-tensors computed on the GPU, constant Pad/Slice parameters, no empty optional inputs); the real
-provider in a browser stays the judge (tests/browser runs it).
+tensors computed on the GPU, constant Pad/Slice parameters, no empty optional inputs) and two ways it
+computes a wrong answer without an error (Conv shader-cache collisions, Conv weights computed at run
+time); the real provider in a browser stays the judge (tests/browser/test_webgl_parity.py runs every
+webgl-bound graph there and compares it with onnxruntime).
 """
 from __future__ import annotations
 
@@ -40,6 +42,9 @@ REDUCE_OPS = {"ReduceLogSum", "ReduceMax", "ReduceMean", "ReduceMin", "ReducePro
 WEBGL_CONSTANT_INPUTS = {"Pad": (1, 2, 3), "Slice": (1, 2, 3, 4), "Reshape": (1,), "Resize": (1, 2, 3),
                          "Squeeze": (1,), "Unsqueeze": (1,), "Tile": (1,)}
 INT64 = onnx.TensorProto.INT64
+# What onnxruntime-web's webgl loader fuses into a Conv that is the only reader of its output
+# (fuseConvActivationNodes in dist/ort.webgl.js).
+WEBGL_FUSED_ACTIVATIONS = {"Relu", "Sigmoid", "Clip"}
 
 
 class VerificationError(RuntimeError):
@@ -125,6 +130,7 @@ def webgl_problems(model: onnx.ModelProto) -> list[str]:
         for o in n.output:
             if o in int64 and o not in cpu_side:
                 problems.append(f"{where}: output {o} is an int64 tensor on the GPU (int64 is not supported)")
+    problems += _conv_cache_collisions(model, constants)
     for init in graph.initializer:
         if init.data_type == INT64:
             values = onnx.numpy_helper.to_array(init)
@@ -134,6 +140,54 @@ def webgl_problems(model: onnx.ModelProto) -> list[str]:
     for o in graph.output:
         if o.type.tensor_type.elem_type == INT64:
             problems.append(f"graph output {o.name} is int64")
+    return problems
+
+
+def _conv_cache_collisions(model: onnx.ModelProto, constants: set[str]) -> list[str]:
+    """Conv nodes webgl would run with another Conv's compiled program, and Convs whose weights are
+    computed at run time.
+
+    onnxruntime-web 1.30 (pack mode off, its default) runs a non-grouped Conv as Im2Col +
+    ConvDotProduct and caches the compiled programs by name + input shapes; the activation it fuses
+    into a Conv is meant to be in that key but ConvDotProduct passes it as ``cacheKey``, a field the
+    key builder never reads. Two Convs with the same input shape, weight shape and attributes but a
+    different fused activation (or none) therefore share the program compiled first, activation
+    included: the second one silently computes the wrong thing. Its weight input is read as an
+    initializer texture; a weight that is computed (e.g. a Concat left in the graph) is mis-read."""
+    graph = model.graph
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    shapes = {vi.name: tuple(d.dim_value for d in vi.type.tensor_type.shape.dim)
+              for vi in list(inferred.value_info) + list(inferred.input) + list(inferred.output)}
+    shapes.update({t.name: tuple(t.dims) for t in graph.initializer})
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    first_by_key: dict[tuple, tuple[str, str]] = {}
+    problems = []
+    for n in graph.node:
+        if n.op_type != "Conv":
+            continue
+        where = f"node {n.name or '?'} (Conv)"
+        if len(n.input) > 1 and n.input[1] not in constants:
+            problems.append(f"{where}: weight {n.input[1]} is computed at run time; webgl reads Conv "
+                            "weights correctly only from an initializer")
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        if attrs.get("group", 1) != 1:
+            continue                  # grouped convs have their own program, keyed with activation
+        nxt = readers.get(n.output[0], [])
+        fused = nxt[0].op_type if len(nxt) == 1 and nxt[0].op_type in WEBGL_FUSED_ACTIVATIONS else ""
+        key = (shapes.get(n.input[0]), shapes.get(n.input[1]), len(n.input) > 2 and bool(n.input[2]),
+               repr(sorted((k, v) for k, v in attrs.items())))
+        if key not in first_by_key:
+            first_by_key[key] = (n.name or "?", fused)
+        elif first_by_key[key][1] != fused:
+            other, other_fused = first_by_key[key]
+            problems.append(
+                f"{where}: same input/weight shapes {key[0]} / {key[1]} as Conv {other}, but "
+                f"{'followed by ' + fused if fused else 'no activation'} where {other} has "
+                f"{other_fused or 'none'}; onnxruntime-web's webgl caches both as one program, so "
+                "one of them runs the other's activation")
     return problems
 
 

@@ -59,20 +59,40 @@ function clearMessage(key) {
 const hasWasm = typeof WebAssembly === "object" && typeof WebAssembly.instantiate === "function";
 
 // Creating a WebGL context can take a while (a software GPU needs ~0.5 s): done on first use, after
-// the Python runtime's download has been started.
-let webglOk = null;
-function webglAvailable() {
-  if (webglOk === null) {
+// the Python runtime's download has been started. The renderer's name tells a software GPU
+// (SwiftShader in Chromium without a GPU, llvmpipe/softpipe under Mesa, Microsoft's Basic Render
+// Driver): ONNX Runtime's webgl provider is many times slower there than wasm (~30x measured here),
+// so stages the manifest puts on webgl go to wasm instead unless the URL asks for webgl.
+let webglInfo = null;
+const SOFTWARE_RENDERER = /swiftshader|llvmpipe|softpipe|software|basic render/i;
+function probeWebgl() {
+  if (webglInfo === null) {
+    webglInfo = { ok: false, renderer: "" };
     try {
       const c = document.createElement("canvas");
       const gl = c.getContext("webgl2") || c.getContext("webgl");
-      webglOk = !!gl;
+      if (gl) {
+        const ext = gl.getExtension("WEBGL_debug_renderer_info");
+        webglInfo = { ok: true, renderer: String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER) || "") };
+      }
       gl?.getExtension("WEBGL_lose_context")?.loseContext();   // free it; ORT makes its own
     } catch {
-      webglOk = false;
+      webglInfo = { ok: false, renderer: "" };
     }
   }
-  return webglOk;
+  return webglInfo;
+}
+const webglAvailable = () => probeWebgl().ok;
+const softwareWebgl = () => probeWebgl().ok && SOFTWARE_RENDERER.test(probeWebgl().renderer);
+
+// The provider a stage starts on: the URL's (?detector=webgl forces it), else the manifest's, with
+// webgl → wasm on a software renderer. ort_runtime.py applies the same rule (and says so once).
+function startProvider(stage, manifestProvider) {
+  let provider = params.get(stage) || manifestProvider;
+  if (provider === "cpu") provider = "wasm";
+  if (provider === "webgl" && (!webglAvailable() || (!params.get(stage) && softwareWebgl()))) provider = "wasm";
+  if (provider === "webgpu" && !navigator.gpu) provider = "wasm";
+  return ORT_BUNDLES[provider] ? provider : null;
 }
 
 // ---- models ---------------------------------------------------------------------------------
@@ -85,10 +105,41 @@ class ModelFetchError extends Error {
   }
 }
 
-async function fetchManifest() {
+// Several exports side by side: models/index.json lists them ({schema, default, models: [{name,
+// label, path}]}) and ?models=NAME picks one; without an index (404) the site's one export is
+// models/ itself. The chosen manifest's graph files are relative to its own folder.
+async function chooseModels() {
+  const none = { base: "./models/", index: null, entry: null, unknown: null, problem: null };
   let res;
   try {
-    res = await fetch("./models/manifest.json", { cache: "no-cache" });
+    res = await fetch("./models/index.json", { cache: "no-cache" });
+  } catch {
+    return none;
+  }
+  if (!res.ok) return none;
+  let index;
+  try {
+    index = JSON.parse(await res.text());
+    if (!Array.isArray(index?.models) || !index.models.length) throw new Error("no \"models\" list");
+  } catch (e) {
+    return { ...none, problem: `models/index.json is not a valid index (${e.message})` };
+  }
+  const wanted = params.get("models");
+  const byName = (n) => index.models.find((m) => m.name === n);
+  const entry = byName(wanted ?? index.default) ?? byName(index.default) ?? index.models[0];
+  const path = String(entry.path ?? "");
+  if (path.includes("..") || path.startsWith("/") || /^[a-z]+:/i.test(path)) {
+    return { ...none, index, problem: `models/index.json gives "${entry.name}" the path "${path}", outside models/` };
+  }
+  return { base: `./models/${path}`, index, entry, unknown: wanted && !byName(wanted) ? wanted : null, problem: null };
+}
+const modelsChoice = chooseModels();
+
+async function fetchManifest() {
+  const { base } = await modelsChoice;
+  let res;
+  try {
+    res = await fetch(`${base}manifest.json`, { cache: "no-cache" });
   } catch (e) {
     throw new ModelFetchError("network", "manifest.json", `network error: ${e.message}`);
   }
@@ -108,7 +159,7 @@ async function fetchModelBytes(file) {
   progress(label, `${file}: downloading…`);
   let res;
   try {
-    res = await fetch(`./models/${encodeURI(file)}`);
+    res = await fetch(`${(await modelsChoice).base}${encodeURI(file)}`);
   } catch (e) {
     progress(label, `${file}: network error`, "error");
     throw new ModelFetchError("network", file, `network error: ${e.message}`);
@@ -220,24 +271,36 @@ function speculate(m) {
   const det = m?.detectors?.[m?.defaults?.camera] ?? Object.values(m?.detectors ?? {})[0];
   const stages = [["detector", det?.graph], ["parser", det?.parser], ["landmarks", m?.landmarks?.graph]];
   for (const [stage, g] of stages) {
-    if (!g?.file) continue;
-    let provider = params.get(stage) || g.provider;
-    if (provider === "cpu") provider = "wasm";
-    if (provider === "webgl" && !boot.webgl) provider = "wasm";
-    if (provider === "webgpu" && !navigator.gpu) provider = "wasm";
-    if (!ORT_BUNDLES[provider]) continue;
-    createSession(g.file, provider);
+    const provider = g?.file && startProvider(stage, g.provider);
+    if (provider) createSession(g.file, provider);
   }
 }
 
-// A tensor made by another bundle (e.g. the webgl detector's output fed to the wasm parser) as a
-// tensor of `ort`: same data, no copy.
-function adopt(ort, t) {
-  return t instanceof ort.Tensor ? t : new ort.Tensor(t.type, t.data, t.dims);
-}
-
-function tensor(ort, data, dims) {
-  return new ort.Tensor("float32", data, dims);
+// One graph run, one crossing for Python: wrap the feeds ({name: {type, data, dims}}: a Float32Array
+// made by pixels.js, or an output of an earlier runGraph), run, copy every output into a plain
+// {type, data, dims} (data: a typed array owned by JS, not by ONNX Runtime) and dispose every tensor.
+// Returns {ms: session.run's own time, outputs}.
+async function runGraph(session, ort, feeds) {
+  const inputs = {};
+  for (const name of Object.keys(feeds)) {
+    const f = feeds[name];
+    inputs[name] = new ort.Tensor(f.type || "float32", f.data, f.dims);
+  }
+  const t = performance.now();
+  let out;
+  try {
+    out = await session.run(inputs);
+  } finally {
+    for (const name of Object.keys(inputs)) inputs[name].dispose();
+  }
+  const ms = performance.now() - t;
+  const outputs = {};
+  for (const name of session.outputNames) {
+    const o = out[name];
+    outputs[name] = { type: o.type, data: o.data, dims: Array.from(o.dims) };
+    o.dispose();
+  }
+  return { ms, outputs };
 }
 
 // Calls `onLost` when the WebGL context ONNX Runtime draws with is lost (GPU reset, driver, tab in
@@ -286,6 +349,8 @@ function stopStream(stream) {
   stream?.getTracks?.().forEach((t) => t.stop());
 }
 
+// A picture file decoded off the main thread (photo mode scales large ones down itself, in strips:
+// createImageBitmap's resize options block the main thread, ~1 s for 48 MP here).
 async function decodeImage(file) {
   return await createImageBitmap(file);
 }
@@ -296,12 +361,14 @@ const boot = {
   params,
   hasWasm,
   get webgl() { return webglAvailable(); },
+  get webglRenderer() { return probeWebgl().renderer; },
+  get softwareWebgl() { return softwareWebgl(); },
   isolated: !!self.crossOriginIsolated,
   threads,
   progress, message, clearMessage,
-  manifestText,
+  manifestText, modelsChoice,
   fetchModel, cameraPathFiles,
-  loadOrt, createSession, forgetSession, adopt, tensor, watchWebgl, loseWebgl,
+  loadOrt, createSession, forgetSession, runGraph, watchWebgl, loseWebgl,
   openCamera, listCameras, stopStream, decodeImage,
   pixels,
   camera: null,

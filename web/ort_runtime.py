@@ -22,8 +22,8 @@ from pyodide.ffi import JsException, to_js
 
 from facelandmarks.pipeline.geometry import Affine
 from facelandmarks.pipeline.manifest import GraphSpec, InputSpec, Manifest
+from facelandmarks.pipeline.options import STAGES
 
-STAGES = ("detector", "parser", "landmarks")
 PROVIDERS = ("webgl", "wasm", "webgpu")
 
 
@@ -65,11 +65,13 @@ def js_error_text(e: BaseException) -> str:
 
 @dataclass
 class FrameTensor:
-    """A model input prepared by pixels.js: a Float32Array (NCHW) not yet wrapped as an ort.Tensor
-    (which bundle's Tensor depends on the session that consumes it)."""
+    """A model input prepared by pixels.js: a Float32Array (NCHW), wrapped as an ort.Tensor by
+    boot.runGraph (which bundle's Tensor depends on the session that consumes it)."""
     data: Any
     dims: tuple[int, ...]
-    tensor: Any = None
+
+    def js(self) -> dict:
+        return {"type": "float32", "data": self.data, "dims": list(self.dims)}
 
 
 class CanvasFrame:
@@ -77,7 +79,6 @@ class CanvasFrame:
 
     def __init__(self, source: Any, width: int, height: int, pixels: Any):
         self.source, self.width, self.height, self.pixels = source, int(width), int(height), pixels
-        self._norm: dict[InputSpec, tuple[Any, Any]] = {}
 
     def to_tensor(self, to_frame: Affine, spec: InputSpec) -> FrameTensor:
         mean_std = _norm_cache.get(spec)
@@ -94,12 +95,12 @@ _norm_cache: dict[InputSpec, tuple[Any, Any]] = {}
 
 class OrtWebRuntime:
     def __init__(self, manifest: Manifest, boot: Any, overrides: dict[str, str] | None = None,
-                 notify: Callable[[str, str], None] | None = None,
+                 notify: Callable[..., None] | None = None,
                  progress: Callable[[str, str, str], None] | None = None):
         self.manifest = manifest
         self.boot = boot
         self.overrides = {k: v for k, v in (overrides or {}).items() if v in PROVIDERS}
-        self.notify = notify or (lambda kind, text: None)
+        self.notify = notify or (lambda kind, text, key=None: None)
         self.progress = progress or (lambda item, text, state="busy": None)
         self.stage_of: dict[str, str] = {}
         for det in manifest.detectors.values():
@@ -112,8 +113,6 @@ class OrtWebRuntime:
         self.providers: dict[str, str] = {}         # file → provider in use
         self.fallen_back: dict[str, str] = {}       # stage → why it runs on wasm instead
         self.output_names: dict[str, list[str]] = {}
-        self.run_ms: dict[str, float] = {}          # file → last session.run time (ms), ORT alone
-        self._pending: dict[str, Any] = {}
         self._webgl_lost = False
 
     # -- providers -------------------------------------------------------------------------------
@@ -123,6 +122,9 @@ class OrtWebRuntime:
         if p == "cpu":
             p = "wasm"
         if stage in self.fallen_back:
+            return "wasm"
+        if p == "webgl" and stage not in self.overrides and self.boot.softwareWebgl:
+            self._software_webgl(stage)
             return "wasm"
         if p == "webgl" and (not self.boot.webgl or self._webgl_lost):
             self._fall_back(stage, "WebGL is not available in this browser" if not self.boot.webgl
@@ -139,6 +141,17 @@ class OrtWebRuntime:
         self.fallen_back[stage] = why
         self.notify("warning", f"The {stage} stage runs on WebAssembly (CPU) instead: {why}. "
                                f"Results are the same; it may be slower or faster depending on the device.")
+
+    def _software_webgl(self, stage: str) -> None:
+        """The manifest's webgl stages on a software GPU run on wasm, said in one line."""
+        if stage in self.fallen_back:
+            return
+        self.fallen_back[stage] = "software WebGL"
+        stages = [s for s in STAGES if self.fallen_back.get(s) == "software WebGL"]
+        force = "&".join(f"{s}=webgl" for s in stages)
+        self.notify("info", f"WebGL here is a software renderer ({self.boot.webglRenderer}), slower than "
+                            f"WebAssembly: {' and '.join(stages)} run on WebAssembly. To use WebGL anyway "
+                            f"add ?{force} to the address.", "provider:software")
 
     def stage_providers(self) -> dict[str, str]:
         out = {}
@@ -221,15 +234,15 @@ class OrtWebRuntime:
 
     # -- Runtime interface -----------------------------------------------------------------------
     async def run(self, graph: GraphSpec, feeds: dict[str, Any]) -> dict[str, Any]:
+        """One ``boot.runGraph`` call: feeds in, outputs back as plain JS objects ``{type, data,
+        dims}`` (JsProxy) that the next graph can take as feeds; ONNX Runtime's tensors are already
+        disposed."""
+        js_feeds = to_js({name: value.js() if isinstance(value, FrameTensor) else value
+                          for name, value in feeds.items()}, dict_converter=js.Object.fromEntries)
         for attempt in (0, 1):
             sess = await self.session(graph)
-            ort = self.modules[graph.file]
-            js_feeds = js.Object.new()
-            for name, value in feeds.items():
-                js.Reflect.set(js_feeds, name, self._tensor(ort, value))
-            t0 = js.performance.now()
             try:
-                out = await sess.run(js_feeds)
+                result = await self.boot.runGraph(sess, self.modules[graph.file], js_feeds)
             except JsException as e:
                 provider = self.providers.get(graph.file)
                 if attempt == 0 and provider != "wasm":
@@ -241,33 +254,11 @@ class OrtWebRuntime:
                     self.boot.forgetSession(graph.file, provider)
                     continue
                 raise
-            self.run_ms[graph.file] = js.performance.now() - t0
-            return {name: js.Reflect.get(out, name) for name in self.output_names[graph.file]}
+            return result.outputs.to_py(depth=1)
         raise RuntimeError("unreachable")
-
-    def _tensor(self, ort: Any, value: Any) -> Any:
-        if isinstance(value, FrameTensor):
-            if value.tensor is None:
-                value.tensor = self.boot.tensor(ort, value.data, to_js(list(value.dims)))
-            return value.tensor
-        return self.boot.adopt(ort, value)
 
     def read(self, tensor: Any) -> Sequence[float]:
         return tensor.data.to_py()
 
     def release(self, tensors: dict[str, Any]) -> None:
-        for t in tensors.values():
-            if isinstance(t, FrameTensor):
-                if t.tensor is not None:
-                    t.tensor.dispose()
-                    t.tensor = None
-            elif t is not None and hasattr(t, "dispose"):
-                t.dispose()
-
-    def close(self) -> None:
-        for s in self.sessions.values():
-            try:
-                s.release()
-            except Exception:
-                pass
-        self.sessions.clear()
+        """Nothing to do: runGraph disposed ONNX Runtime's tensors; the plain arrays are JS garbage."""

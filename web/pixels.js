@@ -63,8 +63,8 @@ export function snapshot(source, canvas, w, h) {
 }
 
 /**
- * Draw one frame's faces on the overlay. `faces` is an array of
- * {box:[x0,y0,x1,y1], points: Float32Array|Array (x,y,…), mesh: (x,y,…)|null, label: string}
+ * Draw one frame's faces on the overlay. `faces` is the frame's published result (the `faces` of the
+ * window "faces" event): [{box:[x0,y0,x1,y1], landmarks:[[x,y],…], mesh?:[[x,y,z],…], label?}]
  * in source pixels; `mirror` flips horizontally (selfie view); `scale` = overlay px per source px.
  */
 export function drawFaces(canvas, faces, mirror, scale, opts = {}) {
@@ -75,6 +75,15 @@ export function drawFaces(canvas, faces, mirror, scale, opts = {}) {
   const tx = (x) => (mirror ? W - x * scale : x * scale);
   const ty = (y) => y * scale;
   const r = Math.max(1.2, (opts.radius ?? 1.6) * Math.sqrt(scale));
+  const dots = (points, radius) => {
+    ctx.beginPath();
+    for (const [px, py] of points) {
+      const x = tx(px), y = ty(py);
+      ctx.moveTo(x + radius, y);
+      ctx.arc(x, y, radius, 0, 2 * Math.PI);
+    }
+    ctx.fill();
+  };
   for (const f of faces) {
     const [x0, y0, x1, y1] = f.box;
     const bx = Math.min(tx(x0), tx(x1)), by = ty(y0);
@@ -84,24 +93,10 @@ export function drawFaces(canvas, faces, mirror, scale, opts = {}) {
     ctx.strokeRect(bx, by, bw, bh);
     if (f.mesh) {
       ctx.fillStyle = opts.meshColor ?? "rgba(120, 190, 255, 0.8)";
-      const m = f.mesh;
-      ctx.beginPath();
-      for (let i = 0; i + 1 < m.length; i += 2) {
-        const x = tx(m[i]), y = ty(m[i + 1]);
-        ctx.moveTo(x + r * 0.7, y);
-        ctx.arc(x, y, r * 0.7, 0, 2 * Math.PI);
-      }
-      ctx.fill();
+      dots(f.mesh, r * 0.7);
     }
-    const p = f.points;
     ctx.fillStyle = opts.pointColor ?? "#ff4d6d";
-    ctx.beginPath();
-    for (let i = 0; i + 1 < p.length; i += 2) {
-      const x = tx(p[i]), y = ty(p[i + 1]);
-      ctx.moveTo(x + r, y);
-      ctx.arc(x, y, r, 0, 2 * Math.PI);
-    }
-    ctx.fill();
+    dots(f.landmarks, r);
     if (f.label) {
       ctx.font = `${Math.round(13 * Math.max(1, scale))}px system-ui, sans-serif`;
       const tw = ctx.measureText(f.label).width;
@@ -125,3 +120,151 @@ export function clear(canvas) {
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.clearRect(0, 0, canvas.width, canvas.height);
 }
+
+/**
+ * Width and height of a PNG, JPEG, GIF or WebP file from its first bytes, without decoding it
+ * (so a picture too large to decode can be refused first); null for anything else.
+ */
+export async function imageSize(file) {
+  const b = new Uint8Array(await file.slice(0, 256 * 1024).arrayBuffer());
+  const u16 = (i) => (b[i] << 8) | b[i + 1];
+  const u32 = (i) => ((b[i] << 24) >>> 0) + ((b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]);
+  const le16 = (i) => b[i] | (b[i + 1] << 8);
+  if (b.length >= 24 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) {
+    return { width: u32(16), height: u32(20) };                       // PNG: IHDR
+  }
+  if (b.length >= 10 && b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) {
+    return { width: le16(6), height: le16(8) };                       // GIF: logical screen
+  }
+  if (b.length >= 30 && b[0] === 0x52 && b[1] === 0x49 && b[8] === 0x57 && b[9] === 0x45) {   // RIFF WEBP
+    const kind = String.fromCharCode(b[12], b[13], b[14], b[15]);
+    if (kind === "VP8X") return { width: 1 + (b[24] | (b[25] << 8) | (b[26] << 16)), height: 1 + (b[27] | (b[28] << 8) | (b[29] << 16)) };
+    if (kind === "VP8 ") return { width: le16(26) & 0x3fff, height: le16(28) & 0x3fff };
+    if (kind === "VP8L") {
+      const v = b[21] | (b[22] << 8) | (b[23] << 16) | (b[24] << 24);
+      return { width: (v & 0x3fff) + 1, height: ((v >> 14) & 0x3fff) + 1 };
+    }
+    return null;
+  }
+  if (b[0] === 0xff && b[1] === 0xd8) {                                // JPEG: first SOFn marker
+    let i = 2;
+    while (i + 9 < b.length) {
+      if (b[i] !== 0xff) { i++; continue; }
+      const marker = b[i + 1];
+      if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+        return { width: u16(i + 7), height: u16(i + 5) };
+      }
+      if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { i += 2; continue; }
+      i += 2 + u16(i + 2);
+    }
+  }
+  return null;
+}
+
+/**
+ * `bitmap` scaled to w×h in a CPU-backed canvas, drawn in horizontal strips with a pause between
+ * them, so that scaling a large photo never holds the main thread for long (createImageBitmap's
+ * own resize options run on the main thread here: ~1 s for 48 MP → 12 MP). `strips` ≥ 1.
+ */
+export async function downscale(bitmap, w, h, strips) {
+  const canvas = new OffscreenCanvas(w, h);
+  const ctx = canvas.getContext("2d", { alpha: false, willReadFrequently: true });
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = "medium";
+  const sh = bitmap.height / strips;
+  for (let i = 0; i < strips; i++) {
+    const y0 = Math.floor(i * sh), y1 = i + 1 === strips ? bitmap.height : Math.floor((i + 1) * sh);
+    const dy0 = Math.floor((y0 * h) / bitmap.height), dy1 = Math.floor((y1 * h) / bitmap.height);
+    // one source row of overlap each side, so the strips' seams are filtered like the inside
+    const sy0 = Math.max(0, y0 - 1), sy1 = Math.min(bitmap.height, y1 + 1);
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(0, dy0, w, dy1 - dy0);
+    ctx.clip();
+    ctx.drawImage(bitmap, 0, sy0, bitmap.width, sy1 - sy0, 0, (sy0 * h) / bitmap.height, w, ((sy1 - sy0) * h) / bitmap.height);
+    ctx.restore();
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  return canvas;
+}
+
+// ---- taking the camera's picture once per frame ---------------------------------------------------
+// Two ways to put the video's current picture into the (CPU-backed) snapshot canvas the stages draw
+// from: drawImage(video) — with GPU compositing on a software GPU it reads the frame back from the
+// GPU, 14–40 ms here — or VideoFrame.copyTo (the camera's own I420/NV12 planes, ~2.5 ms) converted
+// to RGB in one typed-array pass. The page times both on its first frames and keeps the cheaper.
+const grabbers = { draw: [], planes: [] };
+let grabChoice = null;
+let rgba = null, planes = null;
+
+function yuvToRgba(frame, buf, layout, out) {
+  const w = frame.visibleRect.width, h = frame.visibleRect.height;
+  const full = !!frame.colorSpace?.fullRange;
+  const bt709 = frame.colorSpace?.matrix === "bt709";
+  // Y'CbCr → R'G'B' (BT.601 or BT.709), limited or full range
+  const ky = full ? 1 : 255 / 219, kc = full ? 1 : 255 / 224, y0 = full ? 0 : 16;
+  const [cr_r, cb_g, cr_g, cb_b] = bt709 ? [1.5748, 0.1873, 0.4681, 1.8556] : [1.402, 0.344136, 0.714136, 1.772];
+  const nv12 = frame.format === "NV12";
+  const [pY, pU, pV] = layout;
+  for (let y = 0; y < h; y++) {
+    const rowY = pY.offset + y * pY.stride;
+    const rowU = pU.offset + (y >> 1) * pU.stride;
+    const rowV = nv12 ? rowU : pV.offset + (y >> 1) * pV.stride;
+    let o = y * w * 4;
+    for (let x = 0; x < w; x++, o += 4) {
+      const yy = (buf[rowY + x] - y0) * ky;
+      const cx = nv12 ? (x >> 1) * 2 : x >> 1;
+      const cb = (buf[rowU + cx] - 128) * kc, cr = (buf[rowV + cx + (nv12 ? 1 : 0)] - 128) * kc;
+      out[o] = yy + cr_r * cr;
+      out[o + 1] = yy - cb_g * cb - cr_g * cr;
+      out[o + 2] = yy + cb_b * cb;
+      out[o + 3] = 255;
+    }
+  }
+}
+
+async function grabPlanes(video, canvas, w, h) {
+  const frame = new VideoFrame(video);
+  try {
+    if (!["I420", "NV12"].includes(frame.format) || frame.visibleRect.width !== w || frame.visibleRect.height !== h) {
+      return false;
+    }
+    const size = frame.allocationSize({ rect: frame.visibleRect });
+    if (!planes || planes.length !== size) planes = new Uint8Array(size);
+    const layout = await frame.copyTo(planes, { rect: frame.visibleRect });
+    if (!rgba || rgba.width !== w || rgba.height !== h) rgba = new ImageData(w, h);
+    yuvToRgba(frame, planes, layout, rgba.data);
+  } finally {
+    frame.close();
+  }
+  canvas.getContext("2d", { alpha: false, willReadFrequently: true }).putImageData(rgba, 0, 0);
+  return true;
+}
+
+/** Take the video's current picture into `canvas` (w×h) by the cheaper of the two ways; returns ms. */
+export async function grab(video, canvas, w, h) {
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  const way = grabChoice ?? (typeof VideoFrame === "undefined" ? "draw"
+    : grabbers.planes.length <= grabbers.draw.length ? "planes" : "draw");
+  const t = performance.now();
+  let done = false;
+  if (way === "planes") {
+    try { done = await grabPlanes(video, canvas, w, h); } catch { done = false; }
+    if (!done) grabChoice = "draw";                 // this camera's frames can't be read that way
+  }
+  if (!done) snapshot(video, canvas, w, h);
+  const ms = performance.now() - t;
+  if (grabChoice === null && done) {
+    grabbers[way].push(ms);
+    if (grabbers.planes.length >= 5 && grabbers.draw.length >= 5) {
+      const med = (v) => v.slice().sort((a, b) => a - b)[v.length >> 1];
+      grabChoice = med(grabbers.planes) < med(grabbers.draw) ? "planes" : "draw";
+    }
+  } else if (grabChoice === null && way === "draw") {
+    grabbers.draw.push(ms);
+  }
+  return ms;
+}
+
+/** Which way grab() settled on (null while it still measures). */
+export const grabWay = () => grabChoice;

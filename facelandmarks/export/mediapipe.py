@@ -53,8 +53,7 @@ class FaceDetectorGraph(nn.Module):
         self.net = net
 
     def forward(self, inputImage):
-        regressors, logits = self.net(inputImage)
-        scores = torch.sigmoid(logits.clamp(-100.0, 100.0)).reshape(1, -1)
+        regressors, scores = self.net.detect(inputImage)
         return regressors[:, :, 0:4], scores, regressors[:, :, 4:]
 
 

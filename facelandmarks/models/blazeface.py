@@ -13,9 +13,11 @@ by the exporter into the Conv's own ``pads`` attribute; the channel padding of t
 ``new_zeros`` would export as ConstantOfShape, which WebGL lacks); the bilinear upsampling is a
 ``Resize`` (linear, half_pixel) with constant float scales. The only thing the plain export leaves
 that the WebGL checklist objects to is the empty ``roi`` input name of Resize (full range only),
-which :func:`facelandmarks.export.onnx_export.name_empty_inputs` replaces with a named empty initializer. Exported op sets:
-short range Add Concat Conv MaxPool Pad Relu Reshape Transpose; full range Add Conv MaxPool Pad
-Relu Reshape Resize Transpose; FaceMesh Add Conv MaxPool PRelu Pad Reshape.
+which :func:`facelandmarks.export.onnx_export.name_empty_inputs` replaces with a named empty initializer.
+Two things the static check cannot see made the full-range model wrong on the real webgl provider
+(0 faces): see :meth:`BlazeFace.merge_heads` (one conv per anchor grid for both heads) and
+:meth:`BlazeFace.detect` (probabilities computed before the flatten);
+``tests/browser/test_webgl_parity.py`` compares every webgl-bound graph with onnxruntime.
 """
 from __future__ import annotations
 
@@ -305,6 +307,8 @@ class BlazeFace(nn.Module):
             TFLiteConv2d(c, n, 1) for c, n in zip(head_channels, per_cell))
         self.regressor_heads = nn.ModuleList(
             TFLiteConv2d(c, n * config.num_coords, 1) for c, n in zip(head_channels, per_cell))
+        self.merge_heads()
+        self.register_load_state_dict_post_hook(lambda module, _keys: module.merge_heads())
 
     # -- feature extraction ------------------------------------------------------------------------
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -325,12 +329,54 @@ class BlazeFace(nn.Module):
         """``[B, A*V, H, W]`` -> ``[B, H*W*A, V]`` (TFLite's NHWC reshape order)."""
         return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, values_per_anchor)
 
+    def merge_heads(self) -> None:
+        """Copy both heads of every grid into one 1x1 conv's weights (classifier filters first), kept
+        as non-persistent buffers that :meth:`head_maps` runs and the exporter writes as one
+        initializer each. Called whenever weights are loaded (a ``load_state_dict`` hook).
+
+        Why one conv: onnxruntime-web 1.30's webgl provider keys its compiled Conv programs without
+        the activation it fuses into them (``ConvDotProduct`` sets ``cacheKey``, which the key
+        builder never reads, not ``cacheHint``), so a head conv with the input and weight shapes of
+        a backbone conv that is followed by ReLU ran that conv's shader, ReLU included. The
+        full-range regressor head ([16, 48, 1, 1] on 48x48) matched its 48->16 bottleneck conv and
+        found no faces on webgl. A merged head (A*17 filters) has a shape no backbone conv has; the
+        sums are the same. (Concatenating the weights inside ``forward`` instead leaves a run-time
+        Concat in the graph when it is too big for the exporter's constant folding, and webgl
+        mis-reads a Conv weight that is not an initializer.)"""
+        with torch.no_grad():
+            for i, (cls, reg) in enumerate(zip(self.classifier_heads, self.regressor_heads)):
+                self.register_buffer(f"head_weight_{i}", torch.cat([cls.weight, reg.weight]),
+                                     persistent=False)
+                self.register_buffer(f"head_bias_{i}", torch.cat([cls.bias, reg.bias]),
+                                     persistent=False)
+
+    def head_maps(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per anchor grid (finest first): ``(regressor map [B, A*16, H, W], logit map [B, A, H, W])``,
+        both from the grid's merged head conv (:meth:`merge_heads`)."""
+        maps = []
+        for i, (feat, cls) in enumerate(zip(self.features(x), self.classifier_heads)):
+            both = F.conv2d(feat, getattr(self, f"head_weight_{i}"), getattr(self, f"head_bias_{i}"))
+            maps.append((both[:, cls.out_channels:], both[:, :cls.out_channels]))
+        return maps
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.features(x)
-        scores = [self.flatten_head(head(f), 1) for head, f in zip(self.classifier_heads, feats)]
-        boxes = [self.flatten_head(head(f), self.config.num_coords)
-                 for head, f in zip(self.regressor_heads, feats)]
+        maps = self.head_maps(x)
+        boxes = [self.flatten_head(r, self.config.num_coords) for r, _ in maps]
+        scores = [self.flatten_head(s, 1) for _, s in maps]
         return torch.cat(boxes, dim=1), torch.cat(scores, dim=1)
+
+    def detect(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(regressors [B, N, 16], scores [B, N])``: :meth:`forward` with the logits turned into
+        MediaPipe's probabilities, ``sigmoid(clip(logit, -100, 100))``.
+
+        The clip and sigmoid run on the head maps *before* they are flattened: on onnxruntime-web's
+        webgl provider an element-wise op reading a Reshape's output keeps the old texture layout
+        under the new shape and reads the wrong texels (the full-range model, one grid, no Concat in
+        between, gave one value for all 2304 anchors)."""
+        maps = self.head_maps(x)
+        boxes = [self.flatten_head(r, self.config.num_coords) for r, _ in maps]
+        scores = [self.flatten_head(torch.sigmoid(s.clamp(-100.0, 100.0)), 1) for _, s in maps]
+        return torch.cat(boxes, dim=1), torch.cat(scores, dim=1).reshape(x.shape[0], -1)
 
     # -- weights -----------------------------------------------------------------------------------
     def tflite_layers(self) -> list[tuple[str, nn.Module]]:

@@ -337,3 +337,29 @@ def test_no_webassembly(camera_browser, site):
         assert "cannot run WebAssembly" in messages(page)
     finally:
         page.close()
+
+
+def test_software_webgl_runs_the_manifests_webgl_stages_on_wasm(camera_browser, site, known_box):
+    """This machine's WebGL is SwiftShader: with no provider in the URL the page runs the stages the
+    manifest puts on webgl on wasm, says so in one line, and keeps the URL's choice when given."""
+    renderer_note = "software renderer"
+    page = new_page(camera_browser, site, "")
+    try:
+        detail = first_camera_frame(page, timeout=150)
+        assert detail["providers"] == {"detector": "wasm", "parser": "wasm", "landmarks": "wasm"}
+        notes = [t for t in messages(page).split("\n") if renderer_note in t]
+        assert len(notes) == 1 and "SwiftShader" in notes[0] and "detector=webgl" in notes[0], notes
+        assert iou(detail["faces"][0]["box"], known_box) >= 0.5
+    finally:
+        page.close()
+
+    def forced():
+        page = new_page(camera_browser, site, "?detector=webgl&smooth=0")
+        try:
+            detail = first_camera_frame(page, timeout=150)
+            assert detail["providers"]["detector"] == "webgl"
+            assert detail["providers"]["landmarks"] == "wasm"      # not forced: software → wasm
+            assert "landmarks run on WebAssembly" in messages(page)
+        finally:
+            page.close()
+    on_software_webgl(forced)

@@ -70,3 +70,42 @@ def test_photo_mode_matches_the_cli_on_an_annotated_face(camera_browser, site):
     page_nme = nme([(got[j][0] - 0.5, got[j][1] - 0.5) for j in WFLW98_TO_68], face.points,
                    *IBUG68_INTEROCULAR)
     assert page_nme < 0.06, f"page NME {100 * page_nme:.2f} %"
+
+
+def test_photo_mode_finds_the_face_on_the_manifests_providers(camera_browser, site, tmp_path):
+    """The astronaut PNG through photo mode on the providers the manifest names (webgl for the
+    detectors and landmarks here): the full-range detector once found no face there. Forced in the
+    URL, since on this machine's software WebGL the page otherwise picks wasm."""
+    import json
+
+    from conftest import FACE_BOXES
+    from PIL import Image
+    from skimage import data
+
+    from facelandmarks.pipeline.geometry import iou
+    from facelandmarks.pipeline.options import PipelineOptions
+    from test_page import landmark_error, messages, on_software_webgl
+    manifest = json.loads((helpers.WEB / "models" / "manifest.json").read_text())
+    still = manifest["detectors"][manifest["defaults"]["still"]]
+    query = f"?camera=0&detector={still['graph']['provider']}&parser={still['parser']['provider']}"
+    if manifest.get("landmarks"):
+        query += f"&landmarks={manifest['landmarks']['graph']['provider']}"
+    path = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    ref = helpers.python_reference(data.astronaut(), options=PipelineOptions.for_stills())
+
+    def check():
+        page = new_page(camera_browser, site, query)
+        try:
+            wait_for(page, "() => window.faceLandmarks.ready", 150, "sessions")
+            page.set_input_files("#photo", str(path))
+            detail = wait_for(page, "() => (window.__faces || []).find(d => d.source === 'still')", 300,
+                              "the photo's result")
+            assert detail["providers"]["detector"] == still["graph"]["provider"], messages(page)
+            assert len(detail["faces"]) == 1, detail["faces"]
+            assert iou(detail["faces"][0]["box"], FACE_BOXES["astronaut"]) >= 0.5
+            mean, worst = landmark_error(detail["faces"][0], ref.faces[0])
+            assert worst <= 0.02, f"up to {worst:.3%} of the face width from the CLI (mean {mean:.3%})"
+        finally:
+            page.close()
+    on_software_webgl(check)
