@@ -1,7 +1,8 @@
 """Command line: ``python -m facelandmarks detect IMAGE [IMAGE ...] --json OUT.json [--png OUTDIR]``.
 
 Runs the same graphs, manifest and pipeline code as the page, with onnxruntime on the CPU, and writes
-``[{"image": path, "faces": [{"box": [x0,y0,x1,y1], "score": s, "landmarks": [[x,y] × 98]}]}]``
+``[{"image": path, "faces": [{"box": [x0,y0,x1,y1], "detector_score": s, "presence": p,
+"landmarks": [[x,y] × 98]}]}]``
 in image pixels.
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "web" / "models"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .pipeline.options import PipelineOptions
+    stills = PipelineOptions.for_stills()
     p = argparse.ArgumentParser(prog="python -m facelandmarks")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("detect", help="find faces and their 98 landmarks in images")
@@ -28,9 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with the graphs (default: web/models)")
     d.add_argument("--manifest", type=Path, help="manifest file (default: MODELS/manifest.json)")
     d.add_argument("--detector", help="detector name or use from the manifest (default: still)")
-    d.add_argument("--passes", type=int, default=2, help="landmark passes per face (default 2)")
-    d.add_argument("--min-face", type=float, default=40.0,
-                   help="smallest face to look for, in pixels (default 40): photos where that is "
+    d.add_argument("--passes", type=int, default=stills.passes,
+                   help=f"landmark passes per face (default {stills.passes})")
+    d.add_argument("--min-face", type=float, default=stills.min_face,
+                   help=f"smallest face to look for, in pixels (default {stills.min_face:g}): photos where that is "
                         "too small for the detector are also searched tile by tile; 0 = no tiles")
     d.add_argument("--no-flip", action="store_true",
                    help="don't average each crop with its mirror image (faster, slightly less stable)")

@@ -13,7 +13,7 @@ def draw_faces(image: Image.Image, faces: list[Face]) -> Image.Image:
     for face in faces:
         x0, y0, x1, y1 = face.box
         draw.rectangle((x0, y0, x1, y1), outline=(0, 255, 0), width=max(1, int(r)))
-        draw.text((x0, max(0, y0 - 12)), f"{face.score:.2f}", fill=(0, 255, 0))
+        draw.text((x0, max(0, y0 - 12)), face.label(), fill=(0, 255, 0))
         for x, y in face.landmarks:
             draw.ellipse((x - r, y - r, x + r, y + r), fill=(255, 60, 60))
     return out

@@ -19,7 +19,7 @@ def test_finds_the_face_with_98_points_inside_it(name, photo_files, tmp_path, mo
     assert result["image"] == str(photo_files[name])
     [face] = result["faces"]
     assert iou(face["box"], FACE_BOXES[name]) >= 0.5, face["box"]
-    assert face["score"] > 0.5
+    assert face["detector_score"] > 0.5 and face["presence"] > 0.5
     pts = np.asarray(face["landmarks"])
     assert pts.shape == (98, 2)
     x0, y0, x1, y1 = FACE_BOXES[name]

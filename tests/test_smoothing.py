@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from facelandmarks.pipeline.options import OneEuroOptions
 from facelandmarks.pipeline.smoothing import OneEuroFilter, PointSmoother
 
 
@@ -16,7 +17,7 @@ def test_first_sample_passes_through_and_constant_stays_constant():
 
 def _jitter(beta):
     rng = random.Random(0)
-    f = OneEuroFilter(min_cutoff=0.05, beta=beta)
+    f = OneEuroFilter(OneEuroOptions(min_cutoff=0.05, beta=beta))
     raw, out = [], []
     for i in range(300):
         v = 100.0 + rng.gauss(0, 1.0)           # 1 px noise on a still point of a 100 px face
@@ -33,8 +34,8 @@ def test_jitter_is_reduced_on_a_still_face():
 
 def test_fast_motion_has_little_lag():
     # a face moving at 3 face sizes per second: the adaptive cutoff keeps up
-    f = OneEuroFilter(min_cutoff=0.05, beta=80.0)
-    slow = OneEuroFilter(min_cutoff=0.05, beta=0.0)      # plain low-pass with the same floor
+    f = OneEuroFilter(OneEuroOptions(min_cutoff=0.05, beta=80.0))
+    slow = OneEuroFilter(OneEuroOptions(min_cutoff=0.05, beta=0.0))      # plain low-pass with the same floor
     scale = 100.0
     lag_fast = lag_slow = 0.0
     for i in range(60):
@@ -80,6 +81,6 @@ def test_point_smoother_shape_and_reset():
 
 def test_bad_parameters():
     with pytest.raises(ValueError):
-        OneEuroFilter(min_cutoff=0)
+        OneEuroFilter(OneEuroOptions(min_cutoff=0))
     with pytest.raises(ValueError):
-        OneEuroFilter(beta=-1)
+        OneEuroFilter(OneEuroOptions(beta=-1))

@@ -11,7 +11,8 @@ from PIL import Image
 
 from facelandmarks.pipeline.geometry import Crop, box_of, iou
 from facelandmarks.pipeline.results import Detection, Face, FrameResult
-from facelandmarks.pipeline.tracking import FaceTracker, TrackerOptions, face_json
+from facelandmarks.pipeline.options import OneEuroOptions, TrackerOptions
+from facelandmarks.pipeline.tracking import FaceTracker, face_json
 
 
 # -- a scripted world: faces are boxes; the "landmark graph" sees a face when the crop centre is on it
@@ -54,12 +55,12 @@ class FakePipeline:
             if b[0] <= crop.cx <= b[2] and b[1] <= crop.cy <= b[3]:
                 pts = [(b[0] + (b[2] - b[0]) * i / 9, b[1] + (b[3] - b[1]) * j / 9)
                        for i in range(10) for j in range(10)]
-                return Face(box_of(pts), 1.0, pts, mesh=[(x, y, 0.0) for x, y in pts], presence=1.0, crop=crop)
-        return Face((0, 0, 1, 1), 0.0, [(0, 0), (1, 1)], presence=0.0, crop=crop)
+                return Face(box_of(pts), pts, mesh=[(x, y, 0.0) for x, y in pts], presence=1.0, crop=crop)
+        return Face((0, 0, 1, 1), [(0, 0), (1, 1)], presence=0.0, crop=crop)
 
     async def process(self, frame):
         self.process_calls += 1
-        return FrameResult(640, 480, [Face(b, 0.9, []) for b in self.world.faces])
+        return FrameResult(640, 480, [Face(b, [], detector_score=0.9) for b in self.world.faces])
 
 
 FRAME = SimpleNamespace(width=640, height=480)
@@ -155,7 +156,8 @@ def test_max_faces_and_duplicates():
 def test_smoothing_applies_to_output_not_to_the_next_crop():
     world = World([(100, 100, 200, 220)])
     pipe = FakePipeline(world)
-    tr = FaceTracker(pipe, TrackerOptions(redetect_every=1000, smoothing=True, min_cutoff=0.05, beta=0.0))
+    tr = FaceTracker(pipe, TrackerOptions(redetect_every=1000, smoothing=True,
+                                          one_euro=OneEuroOptions(min_cutoff=0.05, beta=0.0)))
     run(tr, 5)
     world.faces[0] = (110, 100, 210, 220)
     r = asyncio.run(tr.step(FRAME, 5 / 30))
@@ -177,7 +179,8 @@ def test_without_landmark_graph_every_frame_is_processed():
 # -- with the real graphs (CPython runtime): a face sliding across a frame ---------------------------
 def test_real_models_track_a_moving_face(models_dir):
     from conftest import paste
-    from facelandmarks.pipeline.stages import FacePipeline, PipelineOptions
+    from facelandmarks.pipeline.options import PipelineOptions
+    from facelandmarks.pipeline.stages import FacePipeline
     from facelandmarks.runtime_onnx import OnnxRuntime, PILFrame, load_manifest
 
     manifest = load_manifest(models_dir)

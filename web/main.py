@@ -337,7 +337,7 @@ class App:
         timings["python"] = max(0.0, timings.get("total", 0.0) - ort_ms)
         timings["snapshot"] = snap_ms
         faces = [face_json(f, mesh=False) for f in tr.faces]
-        self.draw(tr.result.faces, w, h, self.mirror, [f.detector_score for f in tr.faces])
+        self.draw(tr.result.faces, w, h, self.mirror)
         self.publish("camera", w, h, faces, timings, tr.result.detected)
         timings["draw"] = (time.perf_counter() - t_draw) * 1e3
         self.stats.add(timings)
@@ -352,14 +352,12 @@ class App:
             self.update_panel()
 
     # -- output -----------------------------------------------------------------------------------
-    def draw(self, faces, w, h, mirror, det_scores=None):
+    def draw(self, faces, w, h, mirror):
         if self.overlay.width != w or self.overlay.height != h:
             self.overlay.width, self.overlay.height = w, h
         items = []
         for i, f in enumerate(faces):
-            label = f"{f.score:.2f}"
-            if det_scores and det_scores[i] is not None and f.presence is not None:
-                label = f"face {det_scores[i]:.2f} · presence {f.presence:.2f}"
+            label = f.label()
             mesh = None
             if self.show_mesh and f.mesh:
                 mesh = [c for p in f.mesh for c in (p[0], p[1])]

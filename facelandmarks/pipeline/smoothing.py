@@ -5,8 +5,8 @@ faces light smoothing (little lag). Pure Python; runs in the page under Pyodide 
 
 Speeds are measured in *face sizes per second* (pass ``scale`` = the face's size in pixels), so the
 same parameters work for a small face far away and a large face close up — MediaPipe's face-landmark
-smoother does the same (``min_cutoff`` 0.05, ``beta`` 80, ``d_cutoff`` 1, velocity scaled by the face
-box). Those are the defaults here.
+smoother does the same (velocity scaled by the face box). The parameters and their defaults are
+:class:`~.options.OneEuroOptions`.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import math
 from typing import Sequence
 
 from .geometry import Point
+from .options import OneEuroOptions
 
 
 def _alpha(cutoff: float, dt: float) -> float:
@@ -25,12 +26,8 @@ def _alpha(cutoff: float, dt: float) -> float:
 class OneEuroFilter:
     """One-Euro filter over a vector of floats (one independent filter per component)."""
 
-    def __init__(self, min_cutoff: float = 0.05, beta: float = 80.0, d_cutoff: float = 1.0):
-        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
-            raise ValueError("min_cutoff and d_cutoff must be > 0, beta >= 0")
-        self.min_cutoff = min_cutoff
-        self.beta = beta
-        self.d_cutoff = d_cutoff
+    def __init__(self, options: OneEuroOptions = OneEuroOptions()):
+        self.options = options
         self.reset()
 
     def reset(self) -> None:
@@ -49,8 +46,8 @@ class OneEuroFilter:
         if dt <= 0:            # same timestamp (or clock went back): nothing new to smooth over
             return list(self._x)
         inv_scale = 1.0 / scale if scale > 0 else 1.0
-        a_d = _alpha(self.d_cutoff, dt)
-        min_cutoff, beta = self.min_cutoff, self.beta
+        a_d = _alpha(self.options.d_cutoff, dt)
+        min_cutoff, beta = self.options.min_cutoff, self.options.beta
         two_pi_dt = 2.0 * math.pi * dt
         x_out, dx_out = [], []
         for v, xp, dxp in zip(values, self._x, self._dx):
@@ -67,8 +64,8 @@ class OneEuroFilter:
 class PointSmoother:
     """One-Euro filter over a list of 2-D points (e.g. 98 landmarks, optionally a mesh's x, y)."""
 
-    def __init__(self, min_cutoff: float = 0.05, beta: float = 80.0, d_cutoff: float = 1.0):
-        self.filter = OneEuroFilter(min_cutoff, beta, d_cutoff)
+    def __init__(self, options: OneEuroOptions = OneEuroOptions()):
+        self.filter = OneEuroFilter(options)
 
     def reset(self) -> None:
         self.filter.reset()

@@ -14,15 +14,14 @@ synchronous work.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any, Protocol, Sequence
 
 from .geometry import Affine, Crop, box_of, crop_from_box, crop_from_points, iou, letterbox
 from .manifest import DetectorSpec, GraphSpec, InputSpec, Manifest
+from .options import PipelineOptions
 from .results import Detection, Face, FrameResult
-
-
-Region = tuple[float, float, float, float]      # x0, y0, width, height in frame pixels
+from .tiling import Region, suppress, tile_pyramid, usable_tile_detection
 
 
 class Runtime(Protocol):
@@ -43,30 +42,6 @@ class FrameSource(Protocol):
     def to_tensor(self, to_frame: Affine, spec: InputSpec) -> Any:
         """Sample the frame through ``to_frame`` (model-input pixels → frame pixels) into an
         NCHW float32 tensor of ``spec``'s size and normalisation; outside the frame is black."""
-
-
-@dataclass
-class PipelineOptions:
-    """Knobs a user may turn; the manifest gives the defaults where it has an opinion."""
-    detector: str | None = None        # detector name or use ("camera", "still"); None → "camera"
-    passes: int = 1                    # landmark passes per detection (2 = re-crop from pass 1)
-    score_threshold: float | None = None   # extra filter over the parser's own threshold
-    max_faces: int | None = None
-    min_face: float | None = None      # stills: smallest face (px) to look for by tiling; None = no tiles
-    flip_average: bool = False         # also run each crop mirrored and average (2x landmark cost)
-
-    @classmethod
-    def for_stills(cls, **overrides) -> "PipelineOptions":
-        """What the CLI and the page's photo mode use: the still-image detector (full range), two
-        landmark passes, mirror averaging, and tiles down to 40-px faces."""
-        return cls(**{"detector": "still", "passes": 2, "flip_average": True, "min_face": 40.0,
-                      **overrides})
-
-    @classmethod
-    def for_camera(cls, **overrides) -> "PipelineOptions":
-        """The live loop: the camera detector (short range), one pass per frame (tracking feeds the
-        next frame's crop from this frame's landmarks, a second pass spread over time)."""
-        return cls(**{"detector": "camera", "passes": 1, **overrides})
 
 
 class FacePipeline:
@@ -115,14 +90,15 @@ class FacePipeline:
     async def detect_all(self, frame: FrameSource, timings: dict[str, float] | None = None) -> list[Detection]:
         """Every face of a still image, small ones included: the whole frame, then overlapping
         square tiles of halving size until a face of ``options.min_face`` pixels fills enough of a
-        tile for the detector; merged by NMS across tiles. See :func:`tile_pyramid`."""
+        tile for the detector; merged by NMS across tiles. See :mod:`.tiling`."""
         timings = {} if timings is None else timings
         min_fraction = self.detector_spec.min_face_fraction
         found: list[Detection] = []
         for region, keep_below in tile_pyramid(frame.width, frame.height, self.options.min_face,
                                                min_fraction):
             for d in await self.detect(frame, timings, region):
-                if region is None or _usable_tile_detection(d, region, keep_below, frame):
+                if region is None or usable_tile_detection(d, region, keep_below,
+                                                           frame.width, frame.height):
                     found.append(d)
         return suppress(found, self.iou_threshold)
 
@@ -204,8 +180,7 @@ class FacePipeline:
                                    for i in range(len(mesh_flat) // 3)))]
         timings["preprocess"] = timings.get("preprocess", 0.0) + (t1 - t0) * 1e3
         timings["landmarks"] = timings.get("landmarks", 0.0) + (t2 - t1) * 1e3
-        return Face(box=box_of(points), score=presence, landmarks=points,
-                    mesh=mesh, presence=presence, crop=crop)
+        return Face(box=box_of(points), landmarks=points, presence=presence, mesh=mesh, crop=crop)
 
     async def landmarks_averaged(self, frame: FrameSource, crop: Crop,
                                  timings: dict[str, float] | None = None) -> Face:
@@ -215,7 +190,7 @@ class FacePipeline:
         flipped = await self.landmarks(frame, crop, timings, mirrored=True)
         face.landmarks = [((a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0)
                           for a, b in zip(face.landmarks, flipped.landmarks)]
-        face.presence = face.score = (face.presence + flipped.presence) / 2.0
+        face.presence = (face.presence + flipped.presence) / 2.0
         face.box = box_of(face.landmarks)
         return face
 
@@ -239,81 +214,12 @@ class FacePipeline:
         lm = self.manifest.landmarks
         for d in detections:
             if lm is None:    # the detector's keypoints are the landmarks (e.g. RetinaFace-98)
-                result.faces.append(Face(d.box, d.score, list(d.keypoints)))
+                result.faces.append(Face(d.box, list(d.keypoints), detector_score=d.score))
                 continue
             face = await self.refine(frame, self.crop_for_detection(d), max(1, self.options.passes), timings)
             if face.presence < lm.presence_threshold:
                 continue
-            face.box, face.score = d.box, d.score
-            result.faces.append(face)
+            # a still's face is reported with the detector's box and score beside the presence
+            result.faces.append(replace(face, box=d.box, detector_score=d.score))
         timings["total"] = (self.clock() - t_start) * 1e3
         return result
-
-
-# -- tiling for stills ---------------------------------------------------------------------------
-TILE_OVERLAP = 0.25
-
-
-def tile_pyramid(width: int, height: int, min_face: float | None, min_fraction: float):
-    """Regions to run the detector on, each with the largest face size it is trusted for.
-
-    First ``(None, inf)``: the whole frame, which finds faces down to ``min_fraction`` of its long
-    side. Then levels of overlapping square tiles whose side doubles from ``min_face / min_fraction``
-    (where a face of ``min_face`` px is just big enough for the detector) until a level reaches 0.4 ×
-    the long side. A tile of side s finds faces from ``min_fraction``·s and, thanks to the 25 %
-    overlap, sees any face up to a quarter tile whole; so the levels' ranges meet, and the whole frame
-    takes over above them.
-    """
-    yield None, float("inf")
-    longest = max(width, height)
-    if not min_face or min_face >= min_fraction * longest:
-        return                                  # the whole frame already shows such a face
-    side = min_face / min_fraction
-    while True:
-        tw, th = min(side, width), min(side, height)
-        yield from (((x, y, tw, th), side * TILE_OVERLAP)
-                    for y in _starts(height, th) for x in _starts(width, tw))
-        if side >= 0.4 * longest:
-            break
-        side *= 2.0
-
-
-def _starts(length: float, tile: float) -> list[float]:
-    if tile >= length:
-        return [0.0]
-    stride = tile * (1.0 - TILE_OVERLAP)
-    n = int(-(-(length - tile) // stride)) + 1      # ceil
-    return [min(i * stride, length - tile) for i in range(n)]
-
-
-def _usable_tile_detection(d: Detection, region: Region, keep_below: float, frame: FrameSource) -> bool:
-    """A tile's detection counts if the face is small for the tile (larger faces belong to a coarser
-    level) and does not touch a tile edge that lies inside the frame (another tile sees it whole)."""
-    x0, y0, x1, y1 = d.box
-    if max(x1 - x0, y1 - y0) > keep_below:
-        return False
-    rx, ry, rw, rh = region
-    margin = 2.0
-    if (x0 < rx + margin and rx > 0) or (y0 < ry + margin and ry > 0):
-        return False
-    if (x1 > rx + rw - margin and rx + rw < frame.width) or (y1 > ry + rh - margin and ry + rh < frame.height):
-        return False
-    return True
-
-
-def suppress(detections: list[Detection], iou_threshold: float) -> list[Detection]:
-    """Greedy NMS in pure Python (few boxes: merging tiles), best score first. A box mostly inside a
-    better one (intersection over the smaller area > 0.6) is a duplicate too."""
-    kept: list[Detection] = []
-    for d in sorted(detections, key=lambda d: -d.score):
-        if all(iou(d.box, k.box) <= iou_threshold and _overlap_of_smaller(d.box, k.box) <= 0.6
-               for k in kept):
-            kept.append(d)
-    return kept
-
-
-def _overlap_of_smaller(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return ix * iy / smaller if smaller > 0 else 0.0

@@ -25,22 +25,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .geometry import Crop, iou
+from .options import TrackerOptions
 from .results import Face, FrameResult
 from .smoothing import PointSmoother
 from .stages import FacePipeline, FrameSource
-
-
-@dataclass
-class TrackerOptions:
-    redetect_every: int = 30           # frames between detector runs while tracking (0 = every frame)
-    max_faces: int = 4
-    match_iou: float = 0.3             # detection ↔ track overlap that continues the track
-    duplicate_iou: float = 0.5         # two tracks overlapping this much follow one face: keep one
-    smoothing: bool = True
-    smooth_mesh: bool = False          # also smooth the 468 mesh vertices (only worth it when drawn)
-    min_cutoff: float = 0.05           # One-Euro parameters (speeds in face sizes per second)
-    beta: float = 80.0
-    d_cutoff: float = 1.0
 
 
 @dataclass
@@ -50,7 +38,15 @@ class Track:
     smoother: PointSmoother
     mesh_smoother: PointSmoother
     age: int = 0                        # frames since the track started
-    detector_score: float | None = None
+
+
+@dataclass
+class LandmarkTask:
+    """One landmark-stage run planned for this frame."""
+    track: Track | None                 # the track it continues; None: a new face
+    crop: Crop
+    detector_score: float | None        # this frame's detection, else the track's last one
+    passes: int
 
 
 @dataclass
@@ -59,7 +55,6 @@ class TrackedFace:
     id: int
     face: Face                          # smoothed landmarks/mesh; box from the smoothed landmarks
     raw: Face
-    detector_score: float | None = None
 
 
 @dataclass
@@ -80,10 +75,9 @@ class FaceTracker:
         self.tracks = []
         self._since_detect = 0
 
-    def _new_track(self, face: Face, score: float | None) -> Track:
-        o = self.options
-        t = Track(self._next_id, face, PointSmoother(o.min_cutoff, o.beta, o.d_cutoff),
-                  PointSmoother(o.min_cutoff, o.beta, o.d_cutoff), detector_score=score)
+    def _new_track(self, face: Face) -> Track:
+        o = self.options.one_euro
+        t = Track(self._next_id, face, PointSmoother(o), PointSmoother(o))
         self._next_id += 1
         return t
 
@@ -93,7 +87,7 @@ class FaceTracker:
         lm = pipe.manifest.landmarks
         if lm is None:
             result = await pipe.process(frame)
-            return TrackResult(result, [TrackedFace(i, f, f, f.score) for i, f in enumerate(result.faces)])
+            return TrackResult(result, [TrackedFace(i, f, f) for i, f in enumerate(result.faces)])
 
         clock = pipe.clock
         t_start = clock()
@@ -115,17 +109,18 @@ class FaceTracker:
         out = []
         for tr in self.tracks:
             face = self._smoothed(tr, t) if o.smoothing else tr.face
-            out.append(TrackedFace(tr.id, face, tr.face, tr.detector_score))
+            out.append(TrackedFace(tr.id, face, tr.face))
             result.faces.append(face)
         timings["total"] = (clock() - t_start) * 1e3
         return TrackResult(result, out)
 
     async def _plan(self, frame: FrameSource, detect: bool,
-                    timings: dict[str, float]) -> list[tuple[Track | None, Crop, float | None, int]]:
-        """(track or None for a new face, crop, detector score, passes) for each face to look at."""
+                    timings: dict[str, float]) -> list[LandmarkTask]:
+        """What the landmark stage looks at this frame: every track's next crop (from its own
+        landmarks) and, when ``detect``, a detection crop per new face."""
         pipe = self.pipeline
         if not detect:
-            return [(tr, pipe.crop_for_face(tr.face), tr.detector_score, 1) for tr in self.tracks]
+            return [self._continue(tr) for tr in self.tracks]
         detections = await pipe.detect(frame, timings)
         work = []
         free = list(self.tracks)
@@ -143,25 +138,32 @@ class FaceTracker:
                     best, best_iou = tr, overlap
             if best is not None:
                 free.remove(best)
-                work.append((best, pipe.crop_for_face(best.face), d.score, 1))
+                work.append(LandmarkTask(best, pipe.crop_for_face(best.face), d.score, 1))
             else:
-                work.append((None, pipe.crop_for_detection(d), d.score, max(1, pipe.options.passes)))
+                work.append(LandmarkTask(None, pipe.crop_for_detection(d), d.score,
+                                         max(1, pipe.options.passes)))
         # tracks the detector missed keep going on their own crops while presence holds
-        work += [(tr, pipe.crop_for_face(tr.face), tr.detector_score, 1) for tr in free]
+        work += [self._continue(tr) for tr in free]
         return work
 
-    async def _run(self, frame: FrameSource, work, timings: dict[str, float]) -> list[Track]:
+    def _continue(self, tr: Track) -> LandmarkTask:
+        return LandmarkTask(tr, self.pipeline.crop_for_face(tr.face), tr.face.detector_score, 1)
+
+    async def _run(self, frame: FrameSource, work: list[LandmarkTask],
+                   timings: dict[str, float]) -> list[Track]:
         pipe = self.pipeline
         threshold = pipe.manifest.landmarks.presence_threshold
         kept = []
-        for tr, crop, score, passes in work:
-            face = await pipe.refine(frame, crop, passes, timings)
+        for task in work:
+            face = await pipe.refine(frame, task.crop, task.passes, timings)
             if face.presence is None or face.presence < threshold:
                 continue
+            face = replace(face, detector_score=task.detector_score)
+            tr = task.track
             if tr is None:
-                tr = self._new_track(face, score)
+                tr = self._new_track(face)
             else:
-                tr.face, tr.detector_score = face, score
+                tr.face = face
                 tr.age += 1
             kept.append(tr)
         return kept
@@ -190,8 +192,4 @@ class FaceTracker:
 
 def face_json(tf: TrackedFace, mesh: bool = False) -> dict[str, Any]:
     """The published form of a tracked face (frame pixels)."""
-    out = tf.face.to_json(mesh=mesh)
-    out["id"] = tf.id
-    if tf.detector_score is not None:
-        out["detector_score"] = round(tf.detector_score, 4)
-    return out
+    return {"id": tf.id, **tf.face.to_json(mesh=mesh)}
