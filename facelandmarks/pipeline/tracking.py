@@ -100,7 +100,9 @@ class FaceTracker:
         kept = await follow(frame, detect, timings)
         self._since_detect = 0 if detect else self._since_detect + 1
         if not kept and not detect:
-            # every track was lost between two detector runs: look again now, not next frame
+            # every track was lost between two detector runs: look again now, not next frame (and
+            # not on their crops again)
+            self.tracks = []
             self._since_detect = 0
             detect = True
             kept = await follow(frame, True, timings)
