@@ -22,8 +22,10 @@ browser-deps:
 models: python-deps
 	$(PYTHON) export_models.py
 
-site: models node-deps
-	$(PYTHON) scripts/build_site.py
+# make site MODELS="DIR [NAME=DIR ...]": deploy existing exports beside web/models, no re-export
+MODELS ?=
+site: $(if $(MODELS),python-deps,models) node-deps
+	$(PYTHON) scripts/build_site.py $(foreach m,$(MODELS),--models $(m))
 
 serve: site
 	$(PYTHON) scripts/serve.py --port $(PORT)
