@@ -1,0 +1,94 @@
+"""A user's own RetinaFace export in the page (98 and 5 points): after one full-frame detection the
+page tracks with the 160-px roi detector, smooths, and publishes what the CLI computes on the same
+pixels. Exports of the seed's trained weights (tests/own_models.py); skipped without the seed."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import helpers
+import own_models
+from test_page import RECORD, iou, page_pixels, wait_for  # noqa: F401  (the page test's tools)
+
+pytestmark = [pytest.mark.browser]
+_missing = helpers.missing_prerequisites()
+if _missing:
+    pytestmark.append(pytest.mark.skip(reason=f"browser tests need the built site: {_missing}"))
+if not own_models.SEED_DETECTOR.is_file():
+    pytestmark.append(pytest.mark.skip(reason="seed fixture absent"))
+
+TOLERANCE = 0.02      # of the face width, as in test_page
+WASM = "?detector=wasm&landmarks=wasm&parser=wasm"
+
+
+@pytest.fixture(scope="module")
+def pw():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def camera(pw, tmp_path_factory):
+    video = helpers.write_y4m(tmp_path_factory.mktemp("cam") / "astronaut.y4m", helpers.astronaut_frame())
+    with helpers.launch(pw, helpers.browser_args(video)) as ctx:
+        yield ctx
+
+
+@pytest.fixture(scope="module")
+def own_export(tmp_path_factory):
+    made = {}
+
+    def get(kind):
+        if kind not in made:
+            made[kind] = own_models.export(kind, tmp_path_factory.mktemp(kind))
+        return made[kind]
+    return get
+
+
+@pytest.fixture(scope="module")
+def known_box():
+    from conftest import FACE_BOXES
+    s = helpers.FRAME_H / 512
+    x0, y0, x1, y1 = FACE_BOXES["astronaut"]
+    ox = (helpers.FRAME_W - helpers.FRAME_H) / 2
+    return (x0 * s + ox, y0 * s, x1 * s + ox, y1 * s)
+
+
+def _worst(page_face, cli_face) -> float:
+    a = np.asarray(page_face["landmarks"], float)
+    b = np.asarray(cli_face.landmarks, float)
+    assert a.shape == b.shape
+    return float(np.linalg.norm(a - b, axis=1).max() / (cli_face.box[2] - cli_face.box[0]))
+
+
+@pytest.mark.parametrize("kind,points", [("retinaface98", 98), ("retinaface5", 5)])
+@pytest.mark.parametrize("smooth", [False, True])
+def test_own_retinaface_tracks_and_smooths_in_the_page(camera, own_export, known_box, kind, points,
+                                                       smooth):
+    folder = own_export(kind)
+    frames = 6
+    with helpers.serve(folder) as url:
+        page = camera.new_page()
+        page.add_init_script(RECORD)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(url + WASM + ("" if smooth else "&smooth=0"))
+            wait_for(page, f"() => window.__faces.filter(d => d.source === 'camera' && d.faces.length)"
+                           f".length >= {frames}", 240, f"{frames} camera frames with a face")
+            got = page.evaluate("() => window.__faces.filter(d => d.source === 'camera' && d.faces.length)")
+            pixels = page_pixels(page)
+        finally:
+            page.close()
+    assert errors == []
+    for d in got[:frames]:
+        assert len(d["faces"]) == 1 and iou(d["faces"][0]["box"], known_box) >= 0.5
+        assert len(d["faces"][0]["landmarks"]) == points
+    # one full-frame detection, then the roi detector follows the face (no "detected" frames)
+    assert got[0]["detected"] and not any(d["detected"] for d in got[1:frames])
+    # the CLI's tracker on the same pixels (smoothing as asked) gives the same points
+    cli = helpers.python_tracked(pixels, frames, models=folder, smoothing=smooth)
+    assert len(cli[frames - 1].faces) == 1
+    worst = _worst(got[frames - 1]["faces"][0], cli[frames - 1].faces[0].face)
+    assert worst <= TOLERANCE, f"tracked frame {frames}: max {worst:.3%} of the face width"
