@@ -63,3 +63,14 @@ def export(kind: str, out: Path) -> Path:
         if export_models.main(argv + ["--out", str(out)]) != 0:
             raise RuntimeError(f"export of {kind} failed")
     return out
+
+
+def exporter(tmp_path_factory):
+    """``get(kind)``: the export of ``kind``, made once per test module (a module fixture's body)."""
+    made = {}
+
+    def get(kind):
+        if kind not in made:
+            made[kind] = export(kind, tmp_path_factory.mktemp(kind))
+        return made[kind]
+    return get

@@ -23,6 +23,11 @@ def site(tmp_path, monkeypatch, models_dir):
     web = tmp_path / "repo" / "web"
     shutil.copytree(ROOT / "web", web, ignore=shutil.ignore_patterns("models", "facelandmarks"))
     shutil.copytree(models_dir, web / "models")
+    # webgpu's wasm as `npm run vendor` leaves it (an earlier build_site run may have set it aside)
+    cache = ROOT / ".cache" / "webgpu-vendor"
+    if cache.is_dir():
+        shutil.copytree(cache, web / "vendor", dirs_exist_ok=True)
+    assert list((web / "vendor").rglob("ort-wasm-simd-threaded.asyncify.wasm")), "run npm run vendor"
     for name, value in (("ROOT", tmp_path / "repo"), ("WEB", web), ("OUT", web / "facelandmarks"),
                         ("MODELS", web / "models"), ("INDEX", web / "models" / "index.json"),
                         ("WEBGPU_CACHE", tmp_path / "repo" / ".cache" / "webgpu-vendor")):

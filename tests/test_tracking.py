@@ -205,13 +205,7 @@ needs_seed = pytest.mark.skipif(not own_models.SEED_DETECTOR.is_file(), reason="
 
 @pytest.fixture(scope="module")
 def own_export(tmp_path_factory):
-    made = {}
-
-    def get(kind):
-        if kind not in made:
-            made[kind] = own_models.export(kind, tmp_path_factory.mktemp(kind))
-        return made[kind]
-    return get
+    return own_models.exporter(tmp_path_factory)
 
 
 def _counting_pipeline(models_dir, manifest=None):

@@ -8,7 +8,7 @@ import pytest
 
 import helpers
 import own_models
-from test_page import RECORD, iou, page_pixels, wait_for  # noqa: F401  (the page test's tools)
+from test_page import RECORD, iou, known_box, page_pixels, wait_for  # noqa: F401  (the page test's tools)
 
 pytestmark = [pytest.mark.browser]
 _missing = helpers.missing_prerequisites()
@@ -37,22 +37,7 @@ def camera(pw, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def own_export(tmp_path_factory):
-    made = {}
-
-    def get(kind):
-        if kind not in made:
-            made[kind] = own_models.export(kind, tmp_path_factory.mktemp(kind))
-        return made[kind]
-    return get
-
-
-@pytest.fixture(scope="module")
-def known_box():
-    from conftest import FACE_BOXES
-    s = helpers.FRAME_H / 512
-    x0, y0, x1, y1 = FACE_BOXES["astronaut"]
-    ox = (helpers.FRAME_W - helpers.FRAME_H) / 2
-    return (x0 * s + ox, y0 * s, x1 * s + ox, y1 * s)
+    return own_models.exporter(tmp_path_factory)
 
 
 def _worst(page_face, cli_face) -> float:
