@@ -40,6 +40,28 @@ def own_export(tmp_path_factory):
     return own_models.exporter(tmp_path_factory)
 
 
+def _cli_tracked(rgb, models, times, smoothing):
+    import asyncio
+
+    from PIL import Image
+
+    from facelandmarks.pipeline.options import PipelineOptions, TrackerOptions
+    from facelandmarks.pipeline.stages import FacePipeline
+    from facelandmarks.pipeline.tracking import FaceTracker
+    from facelandmarks.runtime_onnx import OnnxRuntime, PILFrame, load_manifest
+
+    manifest = load_manifest(models)
+    pipe = FacePipeline(manifest, OnnxRuntime(models, manifest), PipelineOptions.for_camera())
+    tracker = FaceTracker(pipe, TrackerOptions(smoothing=smoothing))
+    frame = PILFrame(Image.fromarray(rgb))
+
+    async def run():
+        return [await tracker.step(frame, t) for t in times]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as ex:     # Playwright's sync API holds this thread's event loop
+        return ex.submit(asyncio.run, run()).result()
+
+
 def _worst(page_face, cli_face) -> float:
     a = np.asarray(page_face["landmarks"], float)
     b = np.asarray(cli_face.landmarks, float)
@@ -72,8 +94,13 @@ def test_own_retinaface_tracks_and_smooths_in_the_page(camera, own_export, known
         assert len(d["faces"][0]["landmarks"]) == points
     # one full-frame detection, then the roi detector follows the face (no "detected" frames)
     assert got[0]["detected"] and not any(d["detected"] for d in got[1:frames])
-    # the CLI's tracker on the same pixels (smoothing as asked) gives the same points
-    cli = helpers.python_tracked(pixels, frames, models=folder, smoothing=smooth)
+    # the CLI's tracker on the same pixels at the page's frame times (the One-Euro filter depends on
+    # them; a frame's time is when its step began) gives the same points
+    times = [(d["time"] - d["timings"]["total"] - d["timings"].get("draw", 0.0)) / 1000.0
+             for d in got[:frames]]
+    cli = _cli_tracked(pixels, folder, times, smooth)
     assert len(cli[frames - 1].faces) == 1
     worst = _worst(got[frames - 1]["faces"][0], cli[frames - 1].faces[0].face)
     assert worst <= TOLERANCE, f"tracked frame {frames}: max {worst:.3%} of the face width"
+    if smooth:   # and smoothing did something: the raw points of that frame are elsewhere
+        assert _worst(got[frames - 1]["faces"][0], cli[frames - 1].faces[0].raw) > 0.001
