@@ -106,3 +106,30 @@ def test_bad_landmark_module_is_refused_clearly(tmp_path, capsys):
                                    "--out", str(out)]) == 1
         assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@needs_seed
+def test_user_landmark_model_pairs_with_your_retinaface(tmp_path):
+    """--detector DIR: the user's landmark model behind the user's RetinaFace export, whose graphs
+    are copied as they are."""
+    import export_models
+    from conftest import FACE_BOXES, photo
+    from examples.facemesh_wflw98 import pretrained
+    import torch
+
+    detector_dir, _ = _export(tmp_path, "--input-size", "320", "--score-threshold", "0.4")
+    weights = tmp_path / "facemesh_wflw98.pt"
+    torch.save(pretrained().state_dict(), weights)
+    out = tmp_path / "paired"
+    assert export_models.main(["--model", "landmarks", "--module", "examples.facemesh_wflw98:FaceMeshWFLW98",
+                               "--weights", str(weights), "--input-size", "192", "--points", "signed",
+                               "--detector", str(detector_dir), "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert list(manifest["detectors"]) == ["retinaface"] and manifest["landmarks"]["count"] == 98
+    for f in ("FaceDetector.onnx", "RegressionParser.onnx"):
+        assert manifest["files"][f] == json.loads((detector_dir / "manifest.json").read_text())["files"][f]
+    m = load_manifest(out)
+    faces = asyncio.run(FacePipeline(m, OnnxRuntime(out, m), PipelineOptions.for_stills())
+                        .process(PILFrame(photo("astronaut")))).faces
+    assert len(faces) == 1 and len(faces[0].landmarks) == 98
+    assert iou(faces[0].box, FACE_BOXES["astronaut"]) > 0.5
