@@ -40,6 +40,26 @@ def own_export(tmp_path_factory):
     return own_models.exporter(tmp_path_factory)
 
 
+def _camera_frames(camera, folder, query, frames):
+    """The page on the site whose models/ is ``folder``: its first ``frames`` published camera
+    frames with a face, and the picture they were computed on."""
+    with helpers.serve(folder) as url:
+        page = camera.new_page()
+        page.add_init_script(RECORD)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(url + query)
+            wait_for(page, f"() => window.__faces.filter(d => d.source === 'camera' && d.faces.length)"
+                           f".length >= {frames}", 240, f"{frames} camera frames with a face")
+            got = page.evaluate("() => window.__faces.filter(d => d.source === 'camera' && d.faces.length)")
+            pixels = page_pixels(page)
+        finally:
+            page.close()
+    assert errors == []
+    return got, pixels
+
+
 def _cli_tracked(rgb, models, times, smoothing):
     import asyncio
 
@@ -75,20 +95,7 @@ def test_own_retinaface_tracks_and_smooths_in_the_page(camera, own_export, known
                                                        smooth):
     folder = own_export(kind)
     frames = 6
-    with helpers.serve(folder) as url:
-        page = camera.new_page()
-        page.add_init_script(RECORD)
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            page.goto(url + WASM + ("" if smooth else "&smooth=0"))
-            wait_for(page, f"() => window.__faces.filter(d => d.source === 'camera' && d.faces.length)"
-                           f".length >= {frames}", 240, f"{frames} camera frames with a face")
-            got = page.evaluate("() => window.__faces.filter(d => d.source === 'camera' && d.faces.length)")
-            pixels = page_pixels(page)
-        finally:
-            page.close()
-    assert errors == []
+    got, pixels = _camera_frames(camera, folder, WASM + ("" if smooth else "&smooth=0"), frames)
     for d in got[:frames]:
         assert len(d["faces"]) == 1 and iou(d["faces"][0]["box"], known_box) >= 0.5
         assert len(d["faces"][0]["landmarks"]) == points
@@ -114,20 +121,7 @@ def test_user_landmark_model_in_the_page_equals_the_cli(camera, own_export):
     per frame 2.0, 1.0, 1.1, 1.3, 1.1, 0.7, 0.6, 0.6, 0.7, 0.6 px.)"""
     folder = own_export("user98")
     frames = 10
-    with helpers.serve(folder) as url:
-        page = camera.new_page()
-        page.add_init_script(RECORD)
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            page.goto(url + WASM + "&smooth=0")
-            wait_for(page, f"() => window.__faces.filter(d => d.source === 'camera' && d.faces.length)"
-                           f".length >= {frames}", 240, f"{frames} camera frames with a face")
-            got = page.evaluate("() => window.__faces.filter(d => d.source === 'camera' && d.faces.length)")
-            pixels = page_pixels(page)
-        finally:
-            page.close()
-    assert errors == []
+    got, pixels = _camera_frames(camera, folder, WASM + "&smooth=0", frames)
     assert got[0]["detected"] and not got[frames - 1]["detected"]
     face = got[frames - 1]["faces"][0]
     assert len(face["landmarks"]) == 98 and face["presence"] is None
