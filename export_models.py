@@ -31,6 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="which pipeline to export (default: mediapipe); landmarks: your own crop → "
                         "N points model")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    p.add_argument("--replace", action="store_true",
+                   help="replace --out even if it holds files that are not an export of ours (they are "
+                        "deleted); without it such a folder is refused before any work")
     p.add_argument("--weights", type=Path, help="retinaface: a biubug6-layout checkpoint (.pth), or "
                                                  "the seed's FaceDetector.onnx to re-export its weights; "
                                                  "landmarks: the --module's state dict")
@@ -76,7 +79,7 @@ def build(args: argparse.Namespace, tmp: Path, report):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from facelandmarks import verify
-    from facelandmarks.export.site import write_models_dir
+    from facelandmarks.export.site import OutDirError, check_out_dir, write_models_dir
     from facelandmarks.models.retinaface import CheckpointError
     from facelandmarks.weights import WeightsError
 
@@ -85,16 +88,24 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
 
+    try:
+        check_out_dir(args.out, args.replace)  # before the export's minute of work
+    except OutDirError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="facelandmarks-export-") as tmp:
             report = verify.ParityReport()
             graphs, manifest = build(args, Path(tmp), report)
             print(report.format())
-            out = write_models_dir(args.out, graphs, manifest)
+            out = write_models_dir(args.out, graphs, manifest, replace=args.replace)
     except (verify.VerificationError, WeightsError, CheckpointError, ValueError, OSError) as e:
         print(f"export failed, {args.out} left as it was:\n{e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"interrupted, {args.out} left as it was", file=sys.stderr)
+        return 130
     elapsed = time.perf_counter() - t0
     for name in sorted(graphs):
         print(f"wrote {out / name} ({(out / name).stat().st_size / 1e6:.2f} MB)")
@@ -104,4 +115,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # while importing torch & co., before anything is written
+        print("interrupted, nothing written", file=sys.stderr)
+        sys.exit(130)

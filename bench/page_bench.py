@@ -9,9 +9,9 @@
   the ORT calls it makes) against the same ORT calls made from a plain JS loop in the same page,
   on the same sessions and the same picture, right after.
 
-    python bench/page_bench.py                        # wasm, then the manifest's providers
-    python bench/page_bench.py --configs wasm --frames 300
-    python bench/page_bench.py --configs "detector=wasm&landmarks=webgl"
+    python -m bench.page_bench                        # wasm, then the manifest's providers
+    python -m bench.page_bench --configs wasm --frames 300
+    python -m bench.page_bench --configs "detector=wasm&landmarks=webgl"
 
 The fake camera shows scikit-image's astronaut (640x480, as in tests/browser). WebGL here is
 SwiftShader (a software GPU): webgl figures say nothing about a real GPU.
@@ -26,9 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import browser as helpers
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "browser"))
-import helpers  # noqa: E402
 
 # Compositing on SwiftShader (this machine's software GPU) costs 30-40 ms per frame to copy the
 # video into a canvas and competes with ONNX Runtime for the two cores; a real browser composites on

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-stage CPU latency of the exported graphs with onnxruntime (not a test: prints figures).
 
-    python bench/pipeline_bench.py [--models web/models] [--frames 200] [--threads 2] [--export]
+    python -m bench.pipeline_bench [--models web/models] [--frames 200] [--threads 2] [--export]
 
 Feeds the astronaut photo letterboxed to a 640x480 frame through the same FacePipeline the CLI and the
 page use, and prints median / p95 ms per stage. ``--export`` also times a full ``export_models.py``
@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from facelandmarks.pipeline.options import PipelineOptions
+from facelandmarks.pipeline.stages import FacePipeline
+from facelandmarks.runtime_onnx import OnnxRuntime, PILFrame, load_manifest
 
-from facelandmarks.pipeline.stages import FacePipeline, PipelineOptions  # noqa: E402
-from facelandmarks.runtime_onnx import OnnxRuntime, PILFrame, load_manifest  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def camera_frame():

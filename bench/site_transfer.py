@@ -3,7 +3,7 @@
 served with precompressed brotli (scripts/serve.py, like Vercel) and by a plain static host that
 sends files as they are (``--no-compress``), in headless Chromium on the fake camera.
 
-    python bench/site_transfer.py [--models DIR]
+    python -m bench.site_transfer [--models DIR]
 """
 from __future__ import annotations
 
@@ -12,18 +12,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "scripts"))
-import page_bench  # noqa: E402
-from page_bench import helpers  # noqa: E402
+from bench import browser as helpers  # noqa: E402
+from bench import page_bench  # noqa: E402
 
 BYTES = """(tFirst) => performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))
   .filter(e => e.responseEnd <= tFirst).reduce((a, e) => a + e.transferSize, 0) / 1e6"""
 
 
 def transferred(pw, video: Path, models: Path | None, compress: bool) -> float:
-    from serve import serve_in_thread
+    from scripts.serve import serve_in_thread
 
     server, url = serve_in_thread(port=0, quiet=True, models=models, compress=compress)
     try:

@@ -4,13 +4,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+import warnings
+
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .pipeline.geometry import Affine
 from .pipeline.manifest import GraphSpec, InputSpec, Manifest
 from .weights import sha256_of
+
+
+#: Largest image the CLI decodes (width × height): 100 MP is ~300 MB as RGB plus its reduced copies.
+MAX_PIXELS = 100_000_000
 
 
 class ModelFileError(RuntimeError):
@@ -72,17 +78,34 @@ class PILFrame:
     """A still image (or video frame) as a pipeline frame source."""
 
     def __init__(self, image: Image.Image):
-        self.image = image.convert("RGB")
+        self.image = to_rgb(image)
         self.width, self.height = self.image.size
         self._reduced: dict[int, Image.Image] = {1: self.image}
 
     @staticmethod
-    def open(path: str | Path) -> "PILFrame":
+    def open(path: str | Path, max_pixels: int = MAX_PIXELS) -> "PILFrame":
+        """The image as a person sees it (EXIF orientation applied), any Pillow mode, as RGB.
+
+        Raises ValueError (naming the file) for what is not a readable image, and for images of
+        more than ``max_pixels`` (checked from the header, before decoding)."""
         try:
-            with Image.open(path) as im:
+            with warnings.catch_warnings():
+                # the size is checked below, with our message; Pillow's bomb check would come first
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+                try:
+                    im = Image.open(path)
+                finally:
+                    Image.MAX_IMAGE_PIXELS = limit
+            with im:
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise ValueError(f"{path}: {w}×{h} is {w * h / 1e6:.0f} megapixels, more than the "
+                                     f"limit of {max_pixels / 1e6:.0f}: shrink it first (or raise "
+                                     "--max-megapixels if the memory is there)")
                 im.load()
-                return PILFrame(im)
-        except (OSError, ValueError) as e:
+                return PILFrame(ImageOps.exif_transpose(im))
+        except (OSError, SyntaxError, Image.DecompressionBombError) as e:
             raise ValueError(f"{path}: not a readable image ({e})") from None
 
     def reduced(self, factor: int) -> Image.Image:
@@ -119,3 +142,41 @@ def to_input_tensor(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
         x = x[..., ::-1]
     x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode as 8-bit RGB, the way a browser shows it.
+
+    * 16-bit and 32-bit greyscale (``I;16*``, ``I``) and float (``F``): values within 0–255 are kept,
+      within 0–65535 divided by 257 (a 16-bit PNG's range), floats within 0–1 multiplied by 255;
+      anything else stretched from its minimum to its maximum. (Pillow's own ``convert`` clips at
+      255, which turns 16-bit photos white.)
+    * Alpha (``RGBA``, ``LA``, ``PA``, palettes with transparency): dropped, with fully transparent
+      pixels black, as a canvas's getImageData gives them.
+    * Palette, bilevel (``1``), CMYK, YCbCr, …: Pillow's conversion.
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I") or image.mode == "F":
+        a = np.asarray(image, dtype=np.float64)
+        sixteen_bit = image.mode.startswith("I;16")
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if image.mode == "F" and lo >= 0.0 and hi <= 1.0:
+            a = a * 255.0
+        elif lo >= 0.0 and hi <= 255.0 and not sixteen_bit:
+            pass
+        elif lo >= 0.0 and hi <= 65535.0:
+            a = a / 257.0
+        elif hi > lo:
+            a = (a - lo) * (255.0 / (hi - lo))
+        else:
+            a = np.zeros_like(a)
+        grey = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+        return grey.convert("RGB")
+    has_alpha = "A" in image.getbands() or "transparency" in image.info
+    if has_alpha:
+        rgba = np.asarray(image.convert("RGBA"))
+        rgb = rgba[..., :3].copy()
+        rgb[rgba[..., 3] == 0] = 0
+        return Image.fromarray(rgb, "RGB")
+    return image.convert("RGB")

@@ -144,9 +144,6 @@ class TFLiteFile:
         data = np.frombuffer(buffer.DataAsNumpy().tobytes(), dtype=dtype)
         return data.reshape(self.tensor_shape(index)).astype(np.float32 if dtype == np.float16 else dtype)
 
-    def ops(self, opcode: str) -> list[Operator]:
-        return [op for op in self.operators if op.opcode == opcode]
-
 
 def load_tflite(name: str) -> TFLiteFile:
     """Open a known MediaPipe .tflite file by name, after checking its sha256."""

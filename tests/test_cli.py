@@ -96,7 +96,9 @@ def test_bad_image_is_reported_and_the_rest_still_processed(photo_files, tmp_pat
                    check=False)
     assert proc.returncode == 1
     assert "broken.jpg: not a readable image" in proc.stderr
-    assert [r["image"] for r in json.loads(out.read_text())] == [str(photo_files["astronaut"])]
+    broken_entry, good = json.loads(out.read_text())
+    assert broken_entry["image"] == str(broken) and "not a readable image" in broken_entry["error"]
+    assert good["image"] == str(photo_files["astronaut"]) and len(good["faces"]) == 1
 
 
 def test_missing_models_say_how_to_make_them(photo_files, tmp_path):

@@ -43,7 +43,8 @@ def test_manifest_describes_every_graph(models_dir):
 def test_failed_export_leaves_previous_models_untouched(tmp_path, monkeypatch, capsys):
     out = tmp_path / "models"
     out.mkdir()
-    (out / "manifest.json").write_text('{"previous": true}')
+    previous = {"schema": 1, "files": {}, "previous": True}  # an export of ours: it may be replaced
+    (out / "manifest.json").write_text(json.dumps(previous))
     import facelandmarks.export.mediapipe as mediapipe
 
     monkeypatch.setattr(mediapipe, "PARITY_ATOL", 0.0)       # no real port is that exact
@@ -52,7 +53,7 @@ def test_failed_export_leaves_previous_models_untouched(tmp_path, monkeypatch, c
     assert "left as it was" in err and "differs from LiteRT" in err
     assert [p.name for p in tmp_path.iterdir()] == ["models"]   # no staging folder left behind
     assert [p.name for p in out.iterdir()] == ["manifest.json"]
-    assert json.loads((out / "manifest.json").read_text()) == {"previous": True}
+    assert json.loads((out / "manifest.json").read_text()) == previous
 
 
 def test_retinaface_needs_weights_or_random(capsys):

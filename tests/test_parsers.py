@@ -1,12 +1,10 @@
 """The BlazeFace RegressionParser: decoding, thresholds, NMS — eager and exported to onnxruntime."""
-import os
-from pathlib import Path
-
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
 
+from conftest import SEED_DIR
 from facelandmarks.parsers.blazeface import BlazeFaceParser
 from facelandmarks.parsers.nms import CUSTOM_TRANSLATIONS
 
@@ -90,9 +88,7 @@ def _full_decode_reference(raw, input_size, landmarks, score_threshold, iou_thre
     return boxes[keep], scores[keep], landms[keep]
 
 
-# FACELANDMARKS_SEED_DIR: where the seed fixture is when the checkout is not beside ../shared
-SEED_DETECTOR = Path(os.environ.get("FACELANDMARKS_SEED_DIR") or Path(__file__).resolve().parents[2]
-                     / "shared" / "fixtures" / "seed-retinaface") / "FaceDetector.onnx"
+SEED_DETECTOR = SEED_DIR / "FaceDetector.onnx"
 
 
 @pytest.mark.skipif(not SEED_DETECTOR.is_file(), reason="seed fixture absent")

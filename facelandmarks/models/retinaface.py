@@ -21,8 +21,9 @@ Differences from biubug6, none of which changes the numbers:
 * ``forward`` is the inference form only: ``(bbox_regressions [1,N,4], scores [1,N] = softmax face
   column, ldm_regressions [1,N,2K])``.
 
-Loading (:func:`load_checkpoint`) accepts a ``module.`` prefix (DataParallel) and a
-``{"state_dict": ...}`` wrapper, and refuses anything that does not fit exactly, naming the keys.
+Loading (:func:`load_checkpoint`) reads the file with :mod:`facelandmarks.checkpoints` (the usual
+wrappers and the ``module.`` prefix taken off) and refuses anything that does not fit exactly,
+naming the keys.
 """
 from __future__ import annotations
 
@@ -34,15 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoints import CheckpointError, read_state_dict  # noqa: F401 — CheckpointError is re-exported
+
 #: biubug6 cfg_mnet: prior boxes per level, strides, variances
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))
 STEPS = (8, 16, 32)
 VARIANCES = (0.1, 0.2)
 ANCHORS_PER_CELL = 2
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the model; the message names what is wrong."""
 
 
 # -- building blocks (biubug6 models/net.py, same Sequential indices) ------------------------------
@@ -208,35 +207,6 @@ def num_priors(input_size: int) -> int:
 
 # -- checkpoints ----------------------------------------------------------------------------------
 
-def _unwrap(obj) -> dict[str, torch.Tensor]:
-    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError("checkpoint is not a state dict (a mapping of parameter names to tensors)")
-    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"checkpoint entries are not tensors: {bad[:5]}")
-    keys = list(obj)
-    if all(k.startswith("module.") for k in keys):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    return dict(obj)
-
-
-def read_checkpoint(source: str | Path | Mapping) -> dict[str, torch.Tensor]:
-    """A biubug6-style checkpoint (path or already-loaded object) as a plain state dict: the
-    ``{"state_dict": ...}`` wrapper and the ``module.`` prefix removed."""
-    if isinstance(source, Mapping):
-        return _unwrap(source)
-    path = Path(source)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors, zip errors, non-tensor payloads refused by weights_only
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({e})") from None
-    return _unwrap(obj)
-
-
 def landmarks_in(state: Mapping[str, torch.Tensor]) -> int | None:
     """The landmark count a RetinaFace state dict was trained with (from LandmarkHead.0), or None."""
     w = state.get("LandmarkHead.0.conv1x1.weight")
@@ -255,7 +225,7 @@ def load_checkpoint(model: RetinaFace, source: str | Path | Mapping, label: str 
     """Load a biubug6-layout checkpoint into ``model`` strictly; raise :class:`CheckpointError`
     naming every missing/unexpected/mis-shaped key (and the landmark-count mismatch) otherwise."""
     label = label or (str(source) if not isinstance(source, Mapping) else "checkpoint")
-    state = read_checkpoint(source)
+    state = read_state_dict(source, label)
     expected = model.state_dict()
     # BatchNorm's num_batches_tracked is bookkeeping (absent from checkpoints saved by old PyTorch)
     optional = {k for k in expected if k.endswith("num_batches_tracked")}

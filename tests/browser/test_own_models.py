@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import helpers
+from bench import browser as helpers
 import own_models
 from test_page import RECORD, iou, known_box, page_pixels, wait_for  # noqa: F401  (the page test's tools)
 

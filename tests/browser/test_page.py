@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-import helpers
+from bench import browser as helpers
 
 pytestmark = [pytest.mark.browser]
 _missing = helpers.missing_prerequisites()

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-import helpers
+from bench import browser as helpers
 
 
 @pytest.fixture(scope="module")

