@@ -4,6 +4,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from conftest import SEED_DIR
 from facelandmarks.parsers.blazeface import BlazeFaceParser
 from facelandmarks.parsers.nms import CUSTOM_TRANSLATIONS
 
@@ -61,3 +62,77 @@ def test_exported_parser_matches_pytorch(tmp_path):
     assert len(expected[1]) == 10      # plenty of candidates: top-k applies
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, atol=1e-6)
+
+
+def _full_decode_reference(raw, input_size, landmarks, score_threshold, iou_threshold, max_faces):
+    """RetinaFace's parser as biubug6 writes it, in numpy: decode every prior, threshold, greedy NMS."""
+    from facelandmarks.parsers.retinaface import generate_priors
+
+    priors = generate_priors(input_size)
+    loc, scores, pre = raw[0][0], raw[1][0], raw[2][0]
+    centre = priors[:, :2] + loc[:, :2] * 0.1 * priors[:, 2:]
+    wh = priors[:, 2:] * np.exp(loc[:, 2:] * 0.2)
+    boxes = np.concatenate([centre - wh / 2, centre + wh / 2], axis=1)
+    landms = (priors[:, None, :2] + pre.reshape(len(priors), landmarks, 2) * 0.1 * priors[:, None, 2:]
+              ).reshape(len(priors), -1)
+    keep = []
+    for i in np.argsort(-scores, kind="stable"):
+        if scores[i] <= score_threshold or len(keep) == max_faces:
+            break
+        ix = np.clip(np.minimum(boxes[keep, 2], boxes[i, 2]) - np.maximum(boxes[keep, 0], boxes[i, 0]), 0, None)
+        iy = np.clip(np.minimum(boxes[keep, 3], boxes[i, 3]) - np.maximum(boxes[keep, 1], boxes[i, 1]), 0, None)
+        area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+        iou = ix * iy / (area(boxes[keep]) + area(boxes[i]) - ix * iy)
+        if not keep or (iou <= iou_threshold).all():
+            keep.append(i)
+    return boxes[keep], scores[keep], landms[keep]
+
+
+SEED_DETECTOR = SEED_DIR / "FaceDetector.onnx"
+
+
+@pytest.mark.skipif(not SEED_DETECTOR.is_file(), reason="seed fixture absent")
+@pytest.mark.parametrize("photo,threshold,faces", [
+    ("astronaut", 0.5, 1),
+    ("two_faces", 0.5, 2),       # the astronaut and Grace Hopper side by side
+    ("astronaut", 0.01, 16),     # a low threshold: many candidates, max_faces and NMS decide
+])
+def test_retinaface_parser_selects_before_decoding_same_faces(tmp_path, photo, threshold, faces):
+    """The parser decodes only the top-k priors' boxes and the kept faces' landmarks: the faces it
+    gives equal a decode of every prior (real detector outputs), eagerly and in onnxruntime."""
+    from PIL import Image
+    from skimage import data
+    import matplotlib.cbook as cbook
+
+    from facelandmarks.export.onnx_export import export_module, save_model
+    from facelandmarks.export.retinaface import PREPROCESSING, photo_tensor
+    from facelandmarks.parsers.retinaface import RetinaFaceParser
+    from facelandmarks.pipeline.manifest import InputSpec
+
+    image = data.astronaut()
+    if photo == "two_faces":
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            grace = np.asarray(Image.open(f).convert("RGB").resize((512, 600)))
+        image = np.zeros((600, 1024, 3), np.uint8)
+        image[:512, :512] = data.astronaut()
+        image[:, 512:] = grace
+    spec = InputSpec.parse({"width": 640, "height": 640, **PREPROCESSING["imagenet"],
+                            "letterbox": "top-left"}, "input")
+    raw = ort.InferenceSession(str(SEED_DETECTOR)).run(None, {"inputImage": photo_tensor(image, spec)})
+    parser = RetinaFaceParser(640, 98, threshold, 0.4, 16).eval()
+    got = [t.numpy() for t in parser(*(torch.from_numpy(r) for r in raw))]
+    expected = _full_decode_reference(raw, 640, 98, threshold, 0.4, 16)
+    assert len(got[1]) == len(expected[1]) == faces
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, atol=1e-6)
+
+    model = export_module(parser, tuple(torch.from_numpy(r) for r in raw),
+                          ["bbox_regressions", "scores.1", "landm_regressions"],
+                          ["boxes", "scores", "landms"], CUSTOM_TRANSLATIONS)
+    ops = [n.op_type for n in model.graph.node]
+    assert "TopK" in ops and "NonMaxSuppression" in ops
+    save_model(model, tmp_path / "parser.onnx")
+    onnx_out = ort.InferenceSession(str(tmp_path / "parser.onnx")).run(
+        None, dict(zip(["bbox_regressions", "scores.1", "landm_regressions"], raw)))
+    for g, e in zip(onnx_out, expected):
+        np.testing.assert_allclose(g, e, atol=1e-5)

@@ -10,10 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import SEED_DIR
 from facelandmarks import verify
 from facelandmarks.export.onnx_export import export_module
-from facelandmarks.export.retinaface import (DETECTOR_FILE, PARSER_FILE, PREPROCESSING, build,
-                                             photo_tensor)
+from facelandmarks.export.retinaface import (DETECTOR_FILE, PARSER_FILE, PREPROCESSING,
+                                             ROI_DETECTOR_FILE, ROI_PARSER_FILE, build, photo_tensor)
 from facelandmarks.export.site import write_models_dir
 from facelandmarks.models.retinaface import (CheckpointError, RetinaFace, load_checkpoint,
                                              upsample_nearest2x)
@@ -24,7 +25,6 @@ from facelandmarks.pipeline.manifest import InputSpec, Manifest
 skimage_data = pytest.importorskip("skimage.data")
 
 REPO = Path(__file__).resolve().parents[1]
-SEED_DIR = (REPO / ".." / "shared" / "fixtures" / "seed-retinaface").resolve()
 SEED_MANIFEST = REPO / "manifests" / "seed-retinaface.json"
 # hand-annotated on a rendering of skimage.data.astronaut() (512x512): cheek to cheek, hairline/brow
 # to chin — the face region a WIDER-style box covers
@@ -87,8 +87,8 @@ def test_checkpoint_loads_exports_and_matches(tmp_path):
         assert torch.equal(loaded.state_dict()[k], v), k
 
     report = Report()
-    graphs, manifest = build(ckpt, landmarks=98, input_size=320, random_weights=False, report=report)
-    assert set(graphs) == {DETECTOR_FILE, PARSER_FILE}
+    graphs, manifest = build(tmp_path, report, weights=ckpt, landmarks=98, input_size=320)
+    assert set(graphs) == {DETECTOR_FILE, PARSER_FILE, ROI_DETECTOR_FILE, ROI_PARSER_FILE}
     det, par = report.rows[DETECTOR_FILE], report.rows[PARSER_FILE]
     assert max(det.values()) <= 1e-4 and max(v for k, v in par.items() if k != "faces") <= 1e-4
     assert verify.webgl_problems(graphs[DETECTOR_FILE]) == []
@@ -122,7 +122,7 @@ def test_five_landmark_checkpoint_refused_and_nothing_written(tmp_path):
     before = sorted(p.name for p in tmp_path.iterdir()), sorted(p.name for p in out.iterdir())
 
     with pytest.raises(CheckpointError) as err:
-        graphs, manifest = build(ckpt, landmarks=98, input_size=320, random_weights=False)
+        graphs, manifest = build(tmp_path, weights=ckpt, landmarks=98, input_size=320)
         write_models_dir(out, graphs, manifest)
     msg = str(err.value)
     assert "5 landmarks" in msg and "98" in msg and "--landmarks 5" in msg, msg
@@ -228,8 +228,8 @@ def test_seed_import_parity_and_prior_order():
 @needs_seed
 def test_seed_weights_reexported_through_our_parser(tmp_path):
     """The seed's weights in our graphs (nearest-free, NMS parser) find the same face."""
-    graphs, manifest = build(SEED_DIR / "FaceDetector.onnx", landmarks=98, input_size=640,
-                             random_weights=False)
+    graphs, manifest = build(tmp_path, weights=SEED_DIR / "FaceDetector.onnx", landmarks=98,
+                             input_size=640)
     assert verify.webgl_problems(graphs[DETECTOR_FILE]) == []
     out = write_models_dir(tmp_path / "models", graphs, manifest)
     m = Manifest.loads((out / "manifest.json").read_text())

@@ -169,13 +169,6 @@ def test_smoothing_applies_to_output_not_to_the_next_crop():
     assert j["id"] == tf.id and len(j["landmarks"]) == 100 and j["detector_score"] == 0.9
 
 
-def test_without_landmark_graph_every_frame_is_processed():
-    pipe = FakePipeline(World([(100, 100, 200, 220)]), landmarks=False)
-    tr = FaceTracker(pipe)
-    res = run(tr, 3)
-    assert pipe.process_calls == 3 and all(len(r.faces) == 1 for r in res)
-
-
 # -- with the real graphs (CPython runtime): a face sliding across a frame ---------------------------
 def test_real_models_track_a_moving_face(models_dir):
     from conftest import paste
@@ -202,3 +195,129 @@ def test_real_models_track_a_moving_face(models_dir):
         assert len(r.faces) == 1, f"frame {i}: lost the face"
         assert iou(r.faces[0].face.box, truth) > 0.5, f"frame {i}: {r.faces[0].face.box} vs {truth}"
     assert calls["detect"] == 1
+
+
+# -- a user's own models (exports of the seed's trained weights; see tests/own_models.py) -----------
+import own_models  # noqa: E402
+
+needs_seed = pytest.mark.skipif(not own_models.SEED_DETECTOR.is_file(), reason="seed fixture absent")
+
+
+@pytest.fixture(scope="module")
+def own_export(tmp_path_factory):
+    return own_models.exporter(tmp_path_factory)
+
+
+def _counting_pipeline(models_dir, manifest=None):
+    from facelandmarks.pipeline.options import PipelineOptions
+    from facelandmarks.pipeline.stages import FacePipeline
+    from facelandmarks.runtime_onnx import OnnxRuntime, load_manifest
+
+    manifest = manifest or load_manifest(models_dir)
+    pipe = FacePipeline(manifest, OnnxRuntime(models_dir, manifest), PipelineOptions.for_camera())
+    calls = []
+    original = pipe.detect
+
+    async def counting(frame, timings=None, region=None, detector=None):
+        calls.append(detector.name if detector else "full")
+        return await original(frame, timings, region, detector)
+    pipe.detect = counting
+    return pipe, calls
+
+
+def _sliding_face(i, face="astronaut", width=110, step=14):
+    from conftest import paste
+    from facelandmarks.runtime_onnx import PILFrame
+
+    bg = Image.new("RGB", (640, 480), (90, 110, 130))
+    truth = paste(bg, face, width, (140 + step * i, 140))
+    return PILFrame(bg), truth
+
+
+@needs_seed
+@pytest.mark.parametrize("kind,points", [("retinaface98", 98), ("retinaface5", 5)])
+def test_detector_only_pipeline_tracks_with_the_roi_detector(own_export, kind, points):
+    """After one full-frame detection, a face sliding across the frame is followed by the 160-px
+    roi detector on a crop around it: one track, the box on the face every frame."""
+    pipe, calls = _counting_pipeline(own_export(kind))
+    tracker = FaceTracker(pipe, TrackerOptions(redetect_every=1000, smoothing=False))
+    for i in range(8):
+        frame, truth = _sliding_face(i)
+        res = asyncio.run(tracker.step(frame, i / 30))
+        assert len(res.faces) == 1, (i, calls)
+        assert iou(res.faces[0].face.box, truth) > 0.5, (i, res.faces[0].face.box, truth)
+        assert len(res.faces[0].face.landmarks) == points
+        assert res.result.detected == (i == 0)
+    assert calls == ["full"] + ["retinaface-roi"] * 7
+    assert len({tf.id for tf in res.faces}) == 1 and res.faces[0].id == 1
+
+
+@needs_seed
+def test_detector_only_lost_face_redetected_same_frame_and_periodic_redetect(own_export):
+    pipe, calls = _counting_pipeline(own_export("retinaface98"))
+    tracker = FaceTracker(pipe, TrackerOptions(redetect_every=3, smoothing=False))
+    from facelandmarks.runtime_onnx import PILFrame
+
+    for i in range(6):
+        frame, _ = _sliding_face(i, step=4)
+        asyncio.run(tracker.step(frame, i / 30))
+    # full-frame detection on frames 0, 4 (after 3 tracked frames) and the roi detector between
+    assert calls == ["full"] + ["retinaface-roi"] * 3 + ["full"] + ["retinaface-roi"], calls
+    # the face vanishes: the roi detector finds nothing, the full detector runs in the same frame
+    calls.clear()
+    empty = asyncio.run(tracker.step(PILFrame(Image.new("RGB", (640, 480), (90, 110, 130))), 0.3))
+    assert empty.faces == [] and empty.result.detected and calls == ["retinaface-roi", "full"]
+    # it comes back elsewhere (Grace Hopper): found by the next frame's full detection, a new track
+    calls.clear()
+    frame, truth = _sliding_face(20, face="grace_hopper", width=120)
+    back = asyncio.run(tracker.step(frame, 0.33))
+    assert calls == ["full"] and len(back.faces) == 1 and iou(back.faces[0].face.box, truth) > 0.5
+    assert back.faces[0].id == 2
+
+
+@needs_seed
+def test_detector_only_smoothing_and_without_roi_detector(own_export):
+    """One-Euro smoothing applies to detector landmarks and box (the raw result is kept for the
+    next crop); a manifest without a roi detector detects every frame and still tracks + smooths."""
+    from facelandmarks.pipeline.manifest import Manifest
+    import json
+
+    folder = own_export("retinaface98")
+    raw = json.loads((folder / "manifest.json").read_text())
+    del raw["defaults"]["roi"]
+    for with_roi, manifest in ((True, None), (False, Manifest.parse(raw))):
+        pipe, calls = _counting_pipeline(folder, manifest)
+        tracker = FaceTracker(pipe, TrackerOptions(redetect_every=1000, smoothing=True))
+        for i in range(6):
+            frame, truth = _sliding_face(i, step=20)
+            res = asyncio.run(tracker.step(frame, i / 30))
+        tf = res.faces[0]
+        assert tf.id == 1 and iou(tf.raw.box, truth) > 0.5
+        # the smoothed face lags behind the raw one (the face moves right)
+        assert tf.face.box[0] < tf.raw.box[0] and tf.face.landmarks[96][0] < tf.raw.landmarks[96][0]
+        assert calls == (["full"] + ["retinaface-roi"] * 5 if with_roi else ["full"] * 6)
+
+
+@needs_seed
+def test_landmark_model_without_mesh_tracks_from_its_points(own_export):
+    """The user's crop → 98 points model (no mesh, no presence): after the detection, the next
+    crops come from its points at the manifest's track scale; the detector does not run again."""
+    folder = own_export("user98")
+    pipe, calls = _counting_pipeline(folder)
+    lm = pipe.manifest.landmarks
+    assert lm.graph.outputs.get("mesh") is None and lm.graph.outputs.get("presence") is None
+    assert lm.track_from == "points" and lm.track_scale > 1.0
+    tracker = FaceTracker(pipe, TrackerOptions(redetect_every=1000, smoothing=False))
+    for i in range(6):
+        frame, truth = _sliding_face(i)
+        res = asyncio.run(tracker.step(frame, i / 30))
+        assert len(res.faces) == 1
+        f = res.faces[0].face
+        assert f.presence is None and f.mesh is None and len(f.landmarks) == 98
+        assert iou(box_of(f.landmarks), truth) > 0.4, (i, box_of(f.landmarks), truth)
+        # the crop follows the points: centred on them, track.scale x their extent
+        if i:
+            assert f.crop.size == pytest.approx(lm.track_scale * max(
+                prev.box[2] - prev.box[0], prev.box[3] - prev.box[1]), rel=0.15)
+        prev = f
+    assert calls == ["full"]

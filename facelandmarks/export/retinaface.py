@@ -1,8 +1,8 @@
 """Bring your own RetinaFace: a biubug6-layout checkpoint → verified FaceDetector.onnx +
-RegressionParser.onnx + manifest (``landmarks: null``: the detector's keypoints are the landmarks).
+RegressionParser.onnx + manifest (``landmarks: null``: the detector's keypoints are the landmarks),
+plus a small-input FaceDetectorROI.onnx + RegressionParserROI.onnx for tracking (``defaults.roi``).
 
-    graphs, manifest = build(Path("mobilenet0.25_Final.pth"), landmarks=5, input_size=640,
-                             random_weights=False)
+    graphs, manifest = build(tmp_dir, report, weights=Path("mobilenet0.25_Final.pth"), landmarks=5)
     write_models_dir(out_dir, graphs, manifest)
 
 Verification (any failure raises before anything is written):
@@ -18,7 +18,6 @@ imported (:mod:`facelandmarks.models.retinaface_seed`) and re-exported at any in
 from __future__ import annotations
 
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -33,20 +32,27 @@ from ..parsers.nms import CUSTOM_TRANSLATIONS
 from ..parsers.retinaface import RetinaFaceParser
 from ..pipeline.manifest import InputSpec
 from ..weights import sha256_of
-from .onnx_export import export_module, save_model
+from . import contract
+from .contract import DETECTOR_INPUTS, DETECTOR_OUTPUTS, PARSER_INPUTS, PARSER_OUTPUTS
 
 DETECTOR_FILE = "FaceDetector.onnx"
 PARSER_FILE = "RegressionParser.onnx"
-DETECTOR_INPUTS = ["inputImage"]   # the seed's contract
-DETECTOR_OUTPUTS = ["bbox_regressions", "scores", "ldm_regressions"]
-# As in the seed (and the MediaPipe export): an ONNX graph cannot have an input and an output of the
-# same name, and the parser outputs "scores".
-PARSER_INPUTS = ["bbox_regressions", "scores.1", "landm_regressions"]
-PARSER_OUTPUTS = ["boxes", "scores", "landms"]
+ROI_DETECTOR_FILE = "FaceDetectorROI.onnx"
+ROI_PARSER_FILE = "RegressionParserROI.onnx"
 PARITY_ATOL = 1e-4
 SCORE_THRESHOLD = 0.5
 IOU_THRESHOLD = 0.4
 MAX_FACES = 16
+
+# The tracking ("roi") detector: the same weights at a small input, run on a square crop of
+# ROI_CROP_SCALE × the tracked face's box. Measured with the seed's weights on the astronaut and
+# Grace Hopper, crop centred on the face and shifted by a quarter face: at 2x, 160 px gives scores
+# 0.62-0.71 (box IoU 0.79-0.94 with the full-frame box), 192 px 0.67-0.76, 128 px 0.37-0.59 and
+# 96 px under 0.25; at 2.5x, 160 px drops to 0.39. Inside a crop around a face a false positive is
+# unlikely, so the roi parser keeps faces from 0.3.
+ROI_INPUT_SIZE = 160
+ROI_CROP_SCALE = 2.0
+ROI_SCORE_THRESHOLD = 0.3
 
 #: input normalisation, value = (pixel/255 - mean) / std
 PREPROCESSING = {
@@ -73,6 +79,17 @@ def reference_photo() -> np.ndarray:
     return data.astronaut()
 
 
+def camera_frame() -> np.ndarray:
+    """The astronaut as the page's fake camera shows her: 480x480 in a black 640x480 frame (a
+    camera-size face, about 85 px wide)."""
+    from PIL import Image
+
+    face = Image.fromarray(reference_photo()).resize((480, 480), Image.Resampling.LANCZOS)
+    frame = Image.new("RGB", (640, 480))
+    frame.paste(face, (80, 0))
+    return np.asarray(frame)
+
+
 def photo_tensor(photo: np.ndarray, spec: InputSpec) -> np.ndarray:
     """The photo as the runtime feeds it: letterboxed per ``spec`` and normalised, NCHW float32."""
     from PIL import Image
@@ -93,11 +110,6 @@ def keypoints_manifest(landmarks: int) -> dict:
                 "right_eye": 0, "left_eye": 1}
     return {"count": landmarks, "layout": f"custom-{landmarks}", "right_eye": 0, "left_eye": 1,
             "note": "unknown layout: right_eye/left_eye are placeholders"}
-
-
-def _report(report, label: str, check: str, diffs: dict) -> None:
-    if report is not None:
-        report.add(label, check, diffs)
 
 
 def make_model(weights: Path | None, landmarks: int, random_weights: bool,
@@ -135,21 +147,98 @@ def make_model(weights: Path | None, landmarks: int, random_weights: bool,
     return model.eval(), {"trained": True, "source": f"checkpoint {weights.name} (sha256 {digest})"}
 
 
-def build(weights: Path | None, landmarks: int = 98, input_size: int = 640, random_weights: bool = False,
-          *, preprocessing: str | None = None, score_threshold: float = SCORE_THRESHOLD,
-          iou_threshold: float = IOU_THRESHOLD, max_faces: int = MAX_FACES,
-          report=None) -> tuple[dict[str, onnx.ModelProto], dict]:
-    """Build and verify the RetinaFace detector + parser; returns ({file name: graph}, manifest).
+class ReferencePhotoWarning(UserWarning):
+    """The exported detector finds no face on a reference photo that shows one."""
+
+
+def top_face_score(model: RetinaFace, photo: np.ndarray, input_manifest: dict) -> float:
+    """The best prior's face score on ``photo`` prepared per ``input_manifest``."""
+    x = photo_tensor(photo, InputSpec.parse(input_manifest, "input"))
+    with torch.no_grad():
+        return float(model(torch.from_numpy(x))[1].max())
+
+
+def reference_check(model: RetinaFace, input_manifest: dict, preprocessing: str,
+                    score_threshold: float) -> list[str]:
+    """Problems found running the model on real faces (the astronaut photo, and the astronaut as a
+    camera frame), each with what would help: a lower ``--score-threshold``, the other
+    ``--preprocessing``, a larger ``--input-size``. Empty when both are found."""
+    problems = []
+    other = next(p for p in PREPROCESSING if p != preprocessing)
+    for label, photo in (("the astronaut photo (512x512)", reference_photo()),
+                         ("the astronaut as a 640x480 camera frame", camera_frame())):
+        top = top_face_score(model, photo, input_manifest)
+        if top > score_threshold:
+            continue
+        hints = [f"top face score {top:.2f}, not over --score-threshold {score_threshold}"
+                 + (f" (--score-threshold {int(top * 20) / 20:.2f} keeps it)" if top >= 0.2 else "")]
+        other_top = top_face_score(model, photo, {**input_manifest, **PREPROCESSING[other]})
+        if other_top > score_threshold:
+            hints.append(f"with --preprocessing {other} it scores {other_top:.2f}: the checkpoint "
+                         f"was probably trained with {other} preprocessing")
+        else:
+            hints.append(f"--preprocessing {other} does not find it either ({other_top:.2f})")
+        if input_manifest["width"] < 640:
+            bigger = {**input_manifest, "width": 640, "height": 640}
+            hints.append(f"at --input-size 640 it scores {top_face_score(model, photo, bigger):.2f}")
+        problems.append(f"no face found on {label}: " + "; ".join(hints))
+    return problems
+
+
+def _export_detector(model: RetinaFace, input_manifest: dict, detector_file: str, parser_file: str,
+                     parser: RetinaFaceParser, tmp_dir: Path, report) -> dict[str, onnx.ModelProto]:
+    """One detector graph + its parser, checked on the astronaut (the parser is fed the detector's
+    onnxruntime outputs on both sides)."""
+    import onnxruntime as ort
+
+    size = input_manifest["width"]
+    x = photo_tensor(reference_photo(), InputSpec.parse(input_manifest, "input"))
+    check = "pytorch vs onnxruntime (astronaut)"
+    # export_module also names the empty roi/scales inputs of the bilinear variant's Resize
+    graphs = {detector_file: contract.export_checked(
+        model, (x,), DETECTOR_INPUTS, DETECTOR_OUTPUTS, detector_file, webgl=True, report=report,
+        tmp_dir=tmp_dir, atol=PARITY_ATOL, check=check)}
+    sess = ort.InferenceSession(str(tmp_dir / detector_file), providers=["CPUExecutionProvider"])
+    raw = sess.run(DETECTOR_OUTPUTS, {DETECTOR_INPUTS[0]: x})
+    if parser.num_priors != raw[1].shape[1] or parser.num_priors != num_priors(size):
+        raise verify.VerificationError(f"{parser_file}: {parser.num_priors} priors, detector gives "
+                                       f"{raw[1].shape[1]}")
+    graphs[parser_file] = contract.export_checked(
+        parser.eval(), tuple(raw), PARSER_INPUTS, PARSER_OUTPUTS, parser_file, webgl=False,
+        report=report, tmp_dir=tmp_dir, atol=PARITY_ATOL,
+        custom_translation_table=CUSTOM_TRANSLATIONS, check=check)
+    return graphs
+
+
+def _anchors(input_size: int, parser_file: str) -> dict:
+    return {"kind": "retinaface-priors", "min_sizes": [list(m) for m in MIN_SIZES],
+            "steps": list(STEPS), "variance": list(VARIANCES), "order": "level, row, column, size",
+            "count": num_priors(input_size), "decoded_in": parser_file}
+
+
+def build(tmp_dir: Path, report=None, *, weights: Path | None, landmarks: int = 98,
+          input_size: int = 640, random_weights: bool = False, preprocessing: str | None = None,
+          score_threshold: float = SCORE_THRESHOLD, iou_threshold: float = IOU_THRESHOLD,
+          max_faces: int = MAX_FACES, roi_size: int | None = ROI_INPUT_SIZE,
+          ) -> tuple[dict[str, onnx.ModelProto], dict]:
+    """Build and verify the RetinaFace detector + parser, and (``roi_size``, None for none) the
+    small-input tracking detector from the same weights; returns ({file name: graph}, manifest).
 
     ``preprocessing``: "biubug6" (BGR − (104,117,123), biubug6's training) or "imagenet" (RGB,
     ImageNet mean/std, the seed's training); None picks biubug6 for 5 landmarks and imagenet
     otherwise (and always imagenet for the seed's .onnx). ``report``: optional object with
     ``add(graph, check, diffs)`` receiving the measured parities. Raises
-    :class:`CheckpointError` / ``verify.VerificationError`` before anything is written.
+    :class:`CheckpointError` / ``verify.VerificationError`` before anything is written. When the
+    trained model finds no face on the reference photos it warns (:class:`ReferencePhotoWarning`,
+    printed loudly) and the manifest's ``reference_check`` keeps the reason.
     """
-    if input_size < 32 or input_size % 32:
-        raise ValueError(f"input size {input_size}: must be a positive multiple of 32 "
-                         "(the FPN upsamples by exactly 2 at each level)")
+    for label, size in (("input size", input_size), ("roi size", roi_size or 32)):
+        if size < 32 or size % 32:
+            raise ValueError(f"{label} {size}: must be a positive multiple of 32 "
+                             "(the FPN upsamples by exactly 2 at each level)")
+    if not 0.0 <= score_threshold < 1.0 or not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(f"--score-threshold {score_threshold} must be in [0, 1) and --nms-iou "
+                         f"{iou_threshold} in (0, 1]")
     model, facts = make_model(weights, landmarks, random_weights)
     if preprocessing is None:
         preprocessing = facts.get("preprocessing") or ("biubug6" if landmarks == 5 else "imagenet")
@@ -157,69 +246,39 @@ def build(weights: Path | None, landmarks: int = 98, input_size: int = 640, rand
         raise ValueError(f"preprocessing must be one of {sorted(PREPROCESSING)}, not {preprocessing!r}")
     norm = PREPROCESSING[preprocessing]
     input_manifest = {"width": input_size, "height": input_size, **norm, "letterbox": "top-left"}
-    spec = InputSpec.parse(input_manifest, "input")
-    x = photo_tensor(reference_photo(), spec)
+    keypoints = keypoints_manifest(landmarks)
 
-    import onnxruntime as ort
+    tmp_dir = Path(tmp_dir)
+    graphs = _export_detector(model, input_manifest, DETECTOR_FILE, PARSER_FILE,
+                              RetinaFaceParser(input_size, landmarks, score_threshold, iou_threshold,
+                                               max_faces), tmp_dir, report)
+    detectors = {"retinaface": contract.detector_block(
+        DETECTOR_FILE, PARSER_FILE, input_manifest, score_threshold=score_threshold,
+        iou_threshold=iou_threshold, max_faces=max_faces, keypoints=keypoints,
+        anchors=_anchors(input_size, PARSER_FILE))}
+    defaults = {"camera": "retinaface", "still": "retinaface"}
+    if roi_size:
+        roi_input = {**input_manifest, "width": roi_size, "height": roi_size}
+        roi_threshold = min(score_threshold, ROI_SCORE_THRESHOLD)
+        graphs.update(_export_detector(model, roi_input, ROI_DETECTOR_FILE, ROI_PARSER_FILE,
+                                       RetinaFaceParser(roi_size, landmarks, roi_threshold,
+                                                        iou_threshold, 1), tmp_dir, report))
+        detectors["retinaface-roi"] = contract.detector_block(
+            ROI_DETECTOR_FILE, ROI_PARSER_FILE, roi_input, score_threshold=roi_threshold,
+            iou_threshold=iou_threshold, max_faces=1, keypoints=keypoints,
+            anchors=_anchors(roi_size, ROI_PARSER_FILE), crop={"scale": ROI_CROP_SCALE})
+        defaults["roi"] = "retinaface-roi"
 
-    graphs: dict[str, onnx.ModelProto] = {}
-    with tempfile.TemporaryDirectory(prefix="retinaface-export-") as tmp:
-        tmp = Path(tmp)
-        # detector
-        # export_module also names the empty roi/scales inputs of the bilinear variant's Resize
-        detector = export_module(model, (torch.from_numpy(x),), DETECTOR_INPUTS, DETECTOR_OUTPUTS)
-        verify.check_model(detector, DETECTOR_FILE)
-        verify.check_webgl(detector, DETECTOR_FILE)
-        save_model(detector, tmp / DETECTOR_FILE)
-        with torch.no_grad():
-            expected = [t.numpy() for t in model(torch.from_numpy(x))]
-        diffs = verify.onnx_parity(expected, tmp / DETECTOR_FILE, {DETECTOR_INPUTS[0]: x},
-                                   DETECTOR_OUTPUTS, PARITY_ATOL, DETECTOR_FILE)
-        _report(report, DETECTOR_FILE, "pytorch vs onnxruntime (astronaut)", diffs)
-        graphs[DETECTOR_FILE] = detector
-
-        # parser, fed the detector's onnxruntime outputs on both sides
-        sess = ort.InferenceSession(str(tmp / DETECTOR_FILE), providers=["CPUExecutionProvider"])
-        raw = sess.run(DETECTOR_OUTPUTS, {DETECTOR_INPUTS[0]: x})
-        parser = RetinaFaceParser(input_size, landmarks, score_threshold, iou_threshold, max_faces).eval()
-        if parser.num_priors != raw[1].shape[1] or parser.num_priors != num_priors(input_size):
-            raise verify.VerificationError(f"{PARSER_FILE}: {parser.num_priors} priors, detector gives "
-                                           f"{raw[1].shape[1]}")
-        parser_model = export_module(parser, tuple(torch.from_numpy(r) for r in raw), PARSER_INPUTS,
-                                     PARSER_OUTPUTS, custom_translation_table=CUSTOM_TRANSLATIONS)
-        verify.check_model(parser_model, PARSER_FILE)
-        save_model(parser_model, tmp / PARSER_FILE)
-        with torch.no_grad():
-            expected = [t.numpy() for t in parser(*(torch.from_numpy(r) for r in raw))]
-        diffs = verify.onnx_parity(expected, tmp / PARSER_FILE, dict(zip(PARSER_INPUTS, raw)),
-                                   PARSER_OUTPUTS, PARITY_ATOL, PARSER_FILE)
-        _report(report, PARSER_FILE, "pytorch vs onnxruntime (astronaut)", diffs)
-        graphs[PARSER_FILE] = parser_model
-
-    detector_manifest = {
-        "graph": {"file": DETECTOR_FILE, "provider": "webgl",
-                  "inputs": {"image": DETECTOR_INPUTS[0]},
-                  "outputs": {r: r for r in DETECTOR_OUTPUTS}},
-        "input": input_manifest,
-        "parser": {"file": PARSER_FILE, "provider": "wasm",
-                   "inputs": dict(zip(DETECTOR_OUTPUTS, PARSER_INPUTS)),
-                   "outputs": {r: r for r in PARSER_OUTPUTS},
-                   "output_scale": [1, 1], "score_threshold": score_threshold,
-                   "iou_threshold": iou_threshold, "max_faces": max_faces},
-        "keypoints": keypoints_manifest(landmarks),
-        "anchors": {"kind": "retinaface-priors", "min_sizes": [list(m) for m in MIN_SIZES],
-                    "steps": list(STEPS), "variance": list(VARIANCES),
-                    "order": "level, row, column, size", "count": num_priors(input_size),
-                    "decoded_in": PARSER_FILE},
-    }
-    manifest = {
-        "schema": 1,
-        "name": f"retinaface-mobilenet0.25-{landmarks}",
-        "trained": facts["trained"],
-        "source": facts["source"] + f"; preprocessing {preprocessing}"
-                  + (f"; FPN upsampling {facts['upsample']}" if "upsample" in facts else ""),
-        "detectors": {"retinaface": detector_manifest},
-        "defaults": {"camera": "retinaface", "still": "retinaface"},
-        "landmarks": None,
-    }
+    problems = reference_check(model, input_manifest, preprocessing, score_threshold) \
+        if facts["trained"] else []
+    for problem in problems:
+        print("\n" + "!" * 100 + f"\n!! {problem}\n" + "!" * 100 + "\n", file=sys.stderr)
+        warnings.warn(problem, ReferencePhotoWarning, stacklevel=2)
+    manifest = contract.manifest(
+        f"retinaface-mobilenet0.25-{landmarks}", facts["trained"],
+        facts["source"] + f"; preprocessing {preprocessing}"
+        + (f"; FPN upsampling {facts['upsample']}" if "upsample" in facts else ""),
+        detectors, defaults, None)
+    if facts["trained"]:
+        manifest["reference_check"] = problems or ["faces found on the astronaut photo and camera frame"]
     return graphs, manifest

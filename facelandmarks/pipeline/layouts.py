@@ -59,6 +59,17 @@ WFLW98_FLIP_PAIRS: tuple[tuple[int, int], ...] = (
 )
 
 
+#: horizontal-mirror pairs of iBUG-68 (the 300-W / dlib order; 8, 27-30, 33, 51, 57, 62, 66 are on
+#: the mid-line)
+IBUG68_FLIP_PAIRS: tuple[tuple[int, int], ...] = (
+    (0, 16), (1, 15), (2, 14), (3, 13), (4, 12), (5, 11), (6, 10), (7, 9),            # jaw
+    (17, 26), (18, 25), (19, 24), (20, 23), (21, 22),                                # brows
+    (31, 35), (32, 34),                                                              # nose
+    (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46),                      # eyes
+    (48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64), (61, 63), (65, 67),  # mouth
+)
+
+
 def _permutation(pairs: Iterable[tuple[int, int]], n: int) -> tuple[int, ...]:
     perm = list(range(n))
     for a, b in pairs:

@@ -9,7 +9,8 @@ Layout (schema 1)::
       "schema": 1,
       "name": "...", "trained": true,
       "detectors": {"<name>": Detector, ...},
-      "defaults": {"camera": "<detector name>", "still": "<detector name>"},
+      "defaults": {"camera": "<detector name>", "still": "<detector name>",
+                   "roi": "<detector name>"},    # optional: the tracking detector (see below)
       "landmarks": Landmarks | null,          # null: the detector's keypoints are the landmarks
       "files": {"<file name>": "<sha256>", ...}
     }
@@ -25,13 +26,22 @@ Layout (schema 1)::
                     "output_scale": [sx, sy],   # divide outputs by this → normalised input coords
                     "score_threshold", "iou_threshold", "max_faces"},
                 "keypoints": {"count", "names": [...], "right_eye": i, "left_eye": j, "layout"},
-                "anchors": {...}}               # documentation of how the graph decodes
-    Landmarks = {"graph": Graph (image → mesh, presence, points), "input": Input,
-                 "crop": {"scale", "shift_y"}, "presence_threshold",
-                 "mesh": {"count", "right_eye": i, "left_eye": j},   # tracking/second-pass crop
+                "anchors": {...},               # documentation of how the graph decodes
+                "crop": {"scale"}}              # roi detector only: crop side / tracked box side
+    Landmarks = {"graph": Graph (image → points [+ mesh] [+ presence]), "input": Input,
+                 "crop": {"scale", "shift_y"},   # detection box → crop
+                 "presence_threshold",           # with a presence output only
+                 "mesh": {"count", "right_eye": i, "left_eye": j},   # with a mesh output only
+                 "track": {"from": "mesh"} | {"from": "points", "right_eye": i, "left_eye": j,
+                                              "scale": s},   # next crop from the last result
                  "layout": "WFLW-98", "count": 98,
                  "flip_pairs": [[i, j], ...]}    # left/right point pairs (mirroring)
-    Outputs of the landmark graph are in crop-normalised coordinates (0..1 across the crop).
+    Outputs of the landmark graph are in crop-normalised coordinates (0..1 across the crop). A
+    graph without ``mesh``/``presence`` (a user's crop → N points model) has neither output role:
+    ``landmarks.graph.outputs.get("mesh")`` is None. ``track`` defaults to ``from: mesh``.
+
+    The roi detector (``defaults.roi``, optional): the same detector at a small input, run while
+    tracking a detector-only pipeline on a square crop of ``crop.scale`` × the tracked face's box.
 """
 from __future__ import annotations
 
@@ -105,6 +115,7 @@ class DetectorSpec:
     parser: GraphSpec
     keypoints: dict[str, Any]
     min_face_fraction: float = 0.1     # smallest face (share of the input's side) found reliably
+    crop_scale: float | None = None    # roi detector: crop side / the tracked face box's long side
 
     @property
     def output_scale(self) -> tuple[float, float]:
@@ -118,12 +129,20 @@ class LandmarkSpec:
     input: InputSpec
     crop_scale: float
     crop_shift_y: float
-    presence_threshold: float
-    mesh_right_eye: int
-    mesh_left_eye: int
+    presence_threshold: float | None    # None: the graph has no presence output
+    mesh_right_eye: int | None          # None: the graph has no mesh output
+    mesh_left_eye: int | None
     layout: str
     count: int
     flip_pairs: tuple[tuple[int, int], ...] = ()   # left/right point pairs of the layout (mirroring)
+    track_from: str = "mesh"            # the next crop follows "mesh" or "points"
+    track_right_eye: int | None = None  # points: the eye points that level the crop
+    track_left_eye: int | None = None
+    track_scale: float | None = None    # points: crop side / the points' extent
+
+    @property
+    def has_mesh(self) -> bool:
+        return "mesh" in self.graph.outputs
 
 
 @dataclass(frozen=True)
@@ -142,6 +161,11 @@ class Manifest:
         if key not in self.detectors:
             raise ManifestError(f"no detector {name_or_use!r}; have {sorted(self.detectors)}")
         return self.detectors[key]
+
+    def roi_detector(self) -> DetectorSpec | None:
+        """The small-input detector for tracking a detector-only pipeline, if the export has one."""
+        name = self.defaults.get("roi")
+        return self.detectors[name] if name else None
 
     def graphs(self) -> list[GraphSpec]:
         out = []
@@ -172,7 +196,8 @@ class Manifest:
                                        ("bbox_regressions", "scores", "ldm_regressions"),
                                        ("boxes", "scores", "landms")),
                 keypoints=kp,
-                min_face_fraction=float(det.get("min_face_fraction") or 0.1))
+                min_face_fraction=float(det.get("min_face_fraction") or 0.1),
+                crop_scale=float(_req(det["crop"], "scale", f"{where}.crop")) if det.get("crop") else None)
         if not detectors:
             raise ManifestError("manifest: no detectors")
         defaults = dict(d.get("defaults") or {})
@@ -182,22 +207,12 @@ class Manifest:
         for use, name in defaults.items():
             if name not in detectors:
                 raise ManifestError(f"manifest: defaults.{use} names unknown detector {name!r}")
+        if "roi" in defaults and detectors[defaults["roi"]].crop_scale is None:
+            raise ManifestError(f"manifest: the roi detector {defaults['roi']!r} lacks crop.scale")
         lm = d.get("landmarks")
         landmarks = None
         if lm:
-            crop = _req(lm, "crop", "landmarks")
-            mesh = _req(lm, "mesh", "landmarks")
-            landmarks = LandmarkSpec(
-                graph=GraphSpec.parse(_req(lm, "graph", "landmarks"), "landmarks.graph", ("image",),
-                                      ("mesh", "presence", "points")),
-                input=InputSpec.parse(_req(lm, "input", "landmarks"), "landmarks.input"),
-                crop_scale=float(_req(crop, "scale", "landmarks.crop")),
-                crop_shift_y=float(crop.get("shift_y", 0.0)),
-                presence_threshold=float(_req(lm, "presence_threshold", "landmarks")),
-                mesh_right_eye=int(_req(mesh, "right_eye", "landmarks.mesh")),
-                mesh_left_eye=int(_req(mesh, "left_eye", "landmarks.mesh")),
-                layout=str(_req(lm, "layout", "landmarks")), count=int(_req(lm, "count", "landmarks")),
-                flip_pairs=tuple((int(a), int(b)) for a, b in lm.get("flip_pairs") or ()))
+            landmarks = _parse_landmarks(lm)
         files = dict(d.get("files") or {})
         return Manifest(name=str(d.get("name", "")), trained=bool(d.get("trained", True)),
                         detectors=detectors, defaults=defaults, landmarks=landmarks, files=files)
@@ -209,3 +224,40 @@ class Manifest:
         except json.JSONDecodeError as e:
             raise ManifestError(f"manifest is not valid JSON: {e}") from None
         return Manifest.parse(data)
+
+
+def _parse_landmarks(lm: dict) -> LandmarkSpec:
+    crop = _req(lm, "crop", "landmarks")
+    graph = GraphSpec.parse(_req(lm, "graph", "landmarks"), "landmarks.graph", ("image",), ("points",))
+    mesh = lm.get("mesh") if "mesh" in graph.outputs else None
+    if "mesh" in graph.outputs and mesh is None:
+        raise ManifestError("manifest: landmarks.graph has a mesh output but landmarks lacks 'mesh'")
+    presence = None
+    if "presence" in graph.outputs:
+        presence = float(_req(lm, "presence_threshold", "landmarks"))
+    track = dict(lm.get("track") or {"from": "mesh"})
+    track_from = track.get("from")
+    count = int(_req(lm, "count", "landmarks"))
+    if track_from == "mesh" and mesh is None:
+        raise ManifestError("manifest: landmarks.track is from the mesh, but the graph has no mesh")
+    if track_from == "points":
+        for key in ("right_eye", "left_eye", "scale"):
+            _req(track, key, "landmarks.track")
+        if not all(0 <= int(track[k]) < count for k in ("right_eye", "left_eye")):
+            raise ManifestError(f"manifest: landmarks.track eye points must be in 0..{count - 1}")
+    elif track_from != "mesh":
+        raise ManifestError(f"manifest: landmarks.track.from must be 'mesh' or 'points', not {track_from!r}")
+    return LandmarkSpec(
+        graph=graph,
+        input=InputSpec.parse(_req(lm, "input", "landmarks"), "landmarks.input"),
+        crop_scale=float(_req(crop, "scale", "landmarks.crop")),
+        crop_shift_y=float(crop.get("shift_y", 0.0)),
+        presence_threshold=presence,
+        mesh_right_eye=int(_req(mesh, "right_eye", "landmarks.mesh")) if mesh else None,
+        mesh_left_eye=int(_req(mesh, "left_eye", "landmarks.mesh")) if mesh else None,
+        layout=str(_req(lm, "layout", "landmarks")), count=count,
+        flip_pairs=tuple((int(a), int(b)) for a, b in lm.get("flip_pairs") or ()),
+        track_from=track_from,
+        track_right_eye=int(track["right_eye"]) if track_from == "points" else None,
+        track_left_eye=int(track["left_eye"]) if track_from == "points" else None,
+        track_scale=float(track["scale"]) if track_from == "points" else None)

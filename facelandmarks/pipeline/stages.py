@@ -62,9 +62,11 @@ class FacePipeline:
 
     # -- detector + parser --------------------------------------------------------------------
     async def detect(self, frame: FrameSource, timings: dict[str, float] | None = None,
-                     region: Region | None = None) -> list[Detection]:
-        """Detector + parser on the whole frame, or on ``region`` (x0, y0, w, h) of it."""
-        det = self.detector_spec
+                     region: Region | None = None, detector: DetectorSpec | None = None) -> list[Detection]:
+        """Detector + parser on the whole frame, or on ``region`` (x0, y0, w, h) of it (it may reach
+        outside the frame: that part is black). ``detector``: another of the manifest's detectors
+        (tracking's roi detector) instead of the pipeline's own."""
+        det = detector or self.detector_spec
         timings = {} if timings is None else timings
         x0, y0, w, h = region or (0, 0, frame.width, frame.height)
         to_frame = letterbox(w, h, det.input.width, det.input.height, det.input.letterbox).then(
@@ -80,7 +82,7 @@ class FacePipeline:
         t3 = self.clock()
         self.runtime.release({"image": image})
         self.runtime.release(raw)
-        detections = self._decode(parsed, to_frame)
+        detections = self._decode(parsed, to_frame, det)
         self.runtime.release(parsed)
         timings["preprocess"] = timings.get("preprocess", 0.0) + (t1 - t0) * 1e3
         timings["detector"] = timings.get("detector", 0.0) + (t2 - t1) * 1e3
@@ -102,8 +104,7 @@ class FacePipeline:
                     found.append(d)
         return suppress(found, self.iou_threshold)
 
-    def _decode(self, parsed: dict[str, Any], to_frame: Affine) -> list[Detection]:
-        det = self.detector_spec
+    def _decode(self, parsed: dict[str, Any], to_frame: Affine, det: DetectorSpec) -> list[Detection]:
         boxes = self.runtime.read(parsed[det.parser.outputs["boxes"]])
         scores = self.runtime.read(parsed[det.parser.outputs["scores"]])
         landms = self.runtime.read(parsed[det.parser.outputs["landms"]])
@@ -137,8 +138,13 @@ class FacePipeline:
                              detection.keypoints[kp["left_eye"]], lm.crop_scale, lm.crop_shift_y)
 
     def crop_for_face(self, face: Face) -> Crop:
-        """The next crop from a face's own landmarks (second pass, tracking)."""
+        """The next crop from a face's own landmarks (second pass, tracking): around the mesh at
+        the crop scale, or around the points at the manifest's ``track.scale``."""
         lm = self.manifest.landmarks
+        if lm.track_from == "points":
+            points = face.landmarks
+            return crop_from_points(points, points[lm.track_right_eye], points[lm.track_left_eye],
+                                    lm.track_scale)
         mesh = face.mesh
         return crop_from_points([(p[0], p[1]) for p in mesh], mesh[lm.mesh_right_eye],
                                 mesh[lm.mesh_left_eye], lm.crop_scale)
@@ -162,9 +168,10 @@ class FacePipeline:
         t1 = self.clock()
         out = await self.runtime.run(lm.graph, {lm.graph.inputs["image"]: image})
         t2 = self.clock()
-        mesh_flat = self.runtime.read(out[lm.graph.outputs["mesh"]])
-        points_flat = self.runtime.read(out[lm.graph.outputs["points"]])
-        presence = float(self.runtime.read(out[lm.graph.outputs["presence"]])[0])
+        roles = lm.graph.outputs
+        points_flat = self.runtime.read(out[roles["points"]])
+        mesh_flat = self.runtime.read(out[roles["mesh"]]) if "mesh" in roles else None
+        presence = float(self.runtime.read(out[roles["presence"]])[0]) if "presence" in roles else None
         self.runtime.release({"image": image})
         self.runtime.release(out)
         # crop-normalised → crop pixels → frame pixels; z scales like x
@@ -173,7 +180,8 @@ class FacePipeline:
         if mirrored:
             points = [points[j] for j in self._flip_permutation]
         mesh = None
-        if keep_mesh or (keep_mesh is None and not mirrored):   # a mirrored pass only adds points
+        if mesh_flat is not None and (keep_mesh or (keep_mesh is None and not mirrored)):
+            # a mirrored pass only adds points
             zscale = crop.size
             mesh = [(x, y, mesh_flat[3 * i + 2] * zscale) for i, (x, y) in enumerate(
                 to_frame.apply_all((mesh_flat[3 * i] * w, mesh_flat[3 * i + 1] * h)
@@ -190,7 +198,8 @@ class FacePipeline:
         flipped = await self.landmarks(frame, crop, timings, mirrored=True)
         face.landmarks = [((a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0)
                           for a, b in zip(face.landmarks, flipped.landmarks)]
-        face.presence = (face.presence + flipped.presence) / 2.0
+        if face.presence is not None:
+            face.presence = (face.presence + flipped.presence) / 2.0
         face.box = box_of(face.landmarks)
         return face
 
@@ -217,7 +226,7 @@ class FacePipeline:
                 result.faces.append(Face(d.box, list(d.keypoints), detector_score=d.score))
                 continue
             face = await self.refine(frame, self.crop_for_detection(d), max(1, self.options.passes), timings)
-            if face.presence < lm.presence_threshold:
+            if face.presence is not None and face.presence < lm.presence_threshold:
                 continue
             # a still's face is reported with the detector's box and score beside the presence
             result.faces.append(replace(face, box=d.box, detector_score=d.score))
