@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))      # own_models: the exports the tests use too
 from bench import browser as helpers  # noqa: E402
 from bench import page_bench  # noqa: E402
 
@@ -64,7 +63,7 @@ def measure(pw, video: Path, models: Path, frames: int, redetect: int) -> dict:
 
 
 def export_own(out: Path) -> Path:
-    import own_models
+    from bench import own_models
 
     if not own_models.SEED_DETECTOR.is_file():
         raise SystemExit(f"the seed's weights are not at {own_models.SEED_DETECTOR} "

@@ -15,8 +15,7 @@ from bench.datasets import real_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-# the seed's published graphs (not in the repo); FACELANDMARKS_SEED_DIR points elsewhere
-SEED_DIR = Path(os.environ.get("FACELANDMARKS_SEED_DIR") or SHARED / "fixtures" / "seed-retinaface")
+from bench.own_models import SEED_DIR  # noqa: E402  (one home: the tests and the benches use it)
 
 
 # Face boxes (x0, y0, x1, y1) annotated once by hand on the original photos: brow-to-chin, ear to ear.

@@ -450,8 +450,7 @@ def test_checkpoint_messages_in_our_words(make, message, tmp_path):
 
 # -- the server ------------------------------------------------------------------------------------
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import serve  # noqa: E402
+from scripts import serve  # noqa: E402
 
 SECURITY = {h["key"]: h["value"] for r in json.loads((ROOT / "vercel.json").read_text())["headers"]
             if r["source"] == "/(.*)" for h in r["headers"] if h["key"] != "Cache-Control"}

@@ -8,7 +8,7 @@ import json
 import pytest
 from PIL import Image
 
-import own_models
+from bench import own_models
 from facelandmarks.pipeline.geometry import iou
 from facelandmarks.pipeline.options import PipelineOptions
 from facelandmarks.pipeline.stages import FacePipeline

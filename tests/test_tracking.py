@@ -198,7 +198,7 @@ def test_real_models_track_a_moving_face(models_dir):
 
 
 # -- a user's own models (exports of the seed's trained weights; see tests/own_models.py) -----------
-import own_models  # noqa: E402
+from bench import own_models  # noqa: E402
 
 needs_seed = pytest.mark.skipif(not own_models.SEED_DETECTOR.is_file(), reason="seed fixture absent")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import helpers
+from bench import browser as helpers
 from test_page import camera_browser, camera_file, frame, messages, new_page, pw, wait_for  # noqa: F401
 
 pytestmark = [pytest.mark.browser]

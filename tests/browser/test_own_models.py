@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench import browser as helpers
-import own_models
+from bench import own_models
 from test_page import RECORD, iou, known_box, page_pixels, wait_for  # noqa: F401  (the page test's tools)
 
 pytestmark = [pytest.mark.browser]

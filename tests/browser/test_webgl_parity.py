@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import helpers
+from bench import browser as helpers
 from test_page import on_software_webgl, pw  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser]

@@ -1,5 +1,5 @@
-"""Exports of "a user's own" models for the tests (not fixtures of pytest itself: imported by
-tests/test_tracking.py, tests/test_own_models_export.py and tests/browser/test_own_models.py).
+"""Exports of "a user's own" models, shared by the tests (tests/test_tracking.py,
+tests/test_own_models_export.py, tests/browser/test_own_models.py) and bench/own_model_bench.py.
 
 * the seed's trained RetinaFace-98 weights re-exported as a user's checkpoint (98 points);
 * the same weights as a 5-point RetinaFace: its landmark head cut down to the channels of the pupils,
@@ -8,14 +8,14 @@ tests/test_tracking.py, tests/test_own_models_export.py and tests/browser/test_o
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
-import torch
-
-from conftest import SEED_DIR
-
 ROOT = Path(__file__).resolve().parent.parent
+# the seed's published graphs (not in the repo, beside it in ../shared); FACELANDMARKS_SEED_DIR points elsewhere
+SEED_DIR = Path(os.environ.get("FACELANDMARKS_SEED_DIR")
+                or ROOT.parent / "shared" / "fixtures" / "seed-retinaface")
 SEED_DETECTOR = SEED_DIR / "FaceDetector.onnx"
 FIVE_OF_98 = (96, 97, 54, 76, 82)     # WFLW: pupils, nose tip, mouth corners (RetinaFace-5's order)
 
@@ -33,6 +33,8 @@ def five_point_checkpoint(path: Path) -> Path:
         if key.startswith("LandmarkHead."):
             value = value[channels]
         five[f"module.{key}"] = value
+    import torch
+
     torch.save({"state_dict": five}, path)
     return path
 
@@ -49,6 +51,7 @@ def export(kind: str, out: Path) -> Path:
             argv = ["--model", "retinaface", "--weights", str(ckpt), "--landmarks", "5",
                     "--preprocessing", "imagenet"]
         elif kind == "user98":
+            import torch
             from examples.facemesh_wflw98 import pretrained
 
             weights = Path(tmp) / "facemesh_wflw98.pt"
