@@ -214,8 +214,11 @@ function fetchModel(file) {
 // The files of the camera path (default camera detector + its parser + the landmark graph), in the
 // order they are needed. Other files (e.g. the still-image detector) are fetched when first used.
 function cameraPathFiles(m) {
+  // the camera detector, the tracking (roi) detector when the export has one, the landmark graph
   const det = m?.detectors?.[m?.defaults?.camera] ?? Object.values(m?.detectors ?? {})[0];
-  return [det?.graph?.file, det?.parser?.file, m?.landmarks?.graph?.file].filter(Boolean);
+  const roi = m?.detectors?.[m?.defaults?.roi];
+  return [det?.graph?.file, det?.parser?.file, roi?.graph?.file, roi?.parser?.file,
+          m?.landmarks?.graph?.file].filter(Boolean);
 }
 
 // ---- ONNX Runtime Web ------------------------------------------------------------------------
@@ -269,7 +272,9 @@ function forgetSession(file, provider) {
 
 function speculate(m) {
   const det = m?.detectors?.[m?.defaults?.camera] ?? Object.values(m?.detectors ?? {})[0];
-  const stages = [["detector", det?.graph], ["parser", det?.parser], ["landmarks", m?.landmarks?.graph]];
+  const roi = m?.detectors?.[m?.defaults?.roi];
+  const stages = [["detector", det?.graph], ["parser", det?.parser], ["detector", roi?.graph],
+                  ["parser", roi?.parser], ["landmarks", m?.landmarks?.graph]];
   for (const [stage, g] of stages) {
     const provider = g?.file && startProvider(stage, g.provider);
     if (provider) createSession(g.file, provider);

@@ -59,7 +59,7 @@ def describe_models(manifest: Manifest) -> None:
     mesh = lm.graph.outputs.get("mesh") if lm is not None else None
     el("mesh-control").classList.toggle("hidden", not mesh)
     if mesh:
-        count = (manifest.raw.get("landmarks", {}).get("mesh") or {}).get("count")
+        count = lm.mesh_count
         el("mesh-label").textContent = f"full mesh ({count})" if count else "full mesh"
     if not manifest.trained:
         messages.message("warning", f"The models “{manifest.name}” are marked untrained (their "
@@ -284,8 +284,10 @@ async def main():
     fl.pause = create_proxy(app.pause)
     fl.resume = create_proxy(app.resume)
     # camera and sessions in parallel; the loop starts once both are there
-    det = manifest.detector("camera")
-    graphs = [det.graph, det.parser] + ([manifest.landmarks.graph] if manifest.landmarks else [])
+    # the camera path: its detector, the tracking (roi) detector if the export has one, the landmarks
+    roi = manifest.roi_detector()
+    graphs = [g for det in (manifest.detector("camera"), roi) if det for g in (det.graph, det.parser)]
+    graphs += [manifest.landmarks.graph] if manifest.landmarks else []
 
     async def sessions():
         try:

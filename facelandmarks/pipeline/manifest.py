@@ -139,6 +139,7 @@ class LandmarkSpec:
     track_right_eye: int | None = None  # points: the eye points that level the crop
     track_left_eye: int | None = None
     track_scale: float | None = None    # points: crop side / the points' extent
+    mesh_count: int | None = None       # vertices of the mesh output (None: no mesh, or not stated)
 
     @property
     def has_mesh(self) -> bool:
@@ -255,6 +256,7 @@ def _parse_landmarks(lm: dict) -> LandmarkSpec:
         presence_threshold=presence,
         mesh_right_eye=int(_req(mesh, "right_eye", "landmarks.mesh")) if mesh else None,
         mesh_left_eye=int(_req(mesh, "left_eye", "landmarks.mesh")) if mesh else None,
+        mesh_count=int(mesh["count"]) if mesh and mesh.get("count") else None,
         layout=str(_req(lm, "layout", "landmarks")), count=count,
         flip_pairs=tuple((int(a), int(b)) for a, b in lm.get("flip_pairs") or ()),
         track_from=track_from,
