@@ -50,9 +50,17 @@ def _camera_frames(camera, folder, query, frames):
         page.on("pageerror", lambda e: errors.append(str(e)))
         try:
             page.goto(url + query)
-            wait_for(page, f"() => window.__faces.filter(d => d.source === 'camera' && d.faces.length)"
-                           f".length >= {frames}", 240, f"{frames} camera frames with a face")
-            got = page.evaluate("() => window.__faces.filter(d => d.source === 'camera' && d.faces.length)")
+            # the first frames are taken alternately by the two ways of grabbing a frame (timed to
+            # pick the cheaper), whose pixels differ by a level or so: start afresh once one is chosen,
+            # so that every recorded frame has the pixels read below
+            wait_for(page, "() => window.faceBoot.pixels.grabWay() !== null", 240, "the frame grab chosen")
+            page.evaluate("() => window.faceLandmarks.pause()")
+            page.wait_for_timeout(500)            # a frame in flight finishes
+            start = page.evaluate("() => window.__faces.length")
+            page.evaluate("() => window.faceLandmarks.resume()")
+            fresh = f"window.__faces.slice({start}).filter(d => d.source === 'camera' && d.faces.length)"
+            wait_for(page, f"() => {fresh}.length >= {frames}", 240, f"{frames} camera frames with a face")
+            got = page.evaluate(f"() => {fresh}")
             pixels = page_pixels(page)
         finally:
             page.close()
