@@ -20,8 +20,11 @@ and imported ONNX Runtime; this file awaits those, creates the sessions (ort_run
 from __future__ import annotations
 
 import asyncio
+import json
 
 import js
+
+js.window.faceBoot.marks.main_start = js.performance.now()
 from pyodide.ffi import JsException, create_proxy
 
 import messages
@@ -36,6 +39,7 @@ from output import Output
 from photo import PhotoMode
 
 boot = js.window.faceBoot
+boot.marks.main_imported = js.performance.now()
 document = js.document
 
 
@@ -47,8 +51,9 @@ def url_param(name):
     return str(boot.params.get(name)) if boot.params.has(name) else None
 
 
-def describe_models(manifest: Manifest) -> None:
-    """The header, the mesh toggle and the untrained notice follow the manifest."""
+def describe_models(manifest: Manifest, raw: dict) -> None:
+    """The header, the mesh toggle and the untrained notice follow the manifest (``raw``: its JSON,
+    for the mesh's point count, which the pipeline does not keep)."""
     lm = manifest.landmarks
     if lm is not None:
         points = f"{lm.count} points per face ({lm.layout})"
@@ -59,7 +64,7 @@ def describe_models(manifest: Manifest) -> None:
     mesh = lm.graph.outputs.get("mesh") if lm is not None else None
     el("mesh-control").classList.toggle("hidden", not mesh)
     if mesh:
-        count = (manifest.raw.get("landmarks", {}).get("mesh") or {}).get("count")
+        count = (raw.get("landmarks", {}).get("mesh") or {}).get("count")
         el("mesh-label").textContent = f"full mesh ({count})" if count else "full mesh"
     if not manifest.trained:
         messages.message("warning", f"The models “{manifest.name}” are marked untrained (their "
@@ -276,7 +281,7 @@ async def main():
     except ManifestError as e:
         await without_models("manifest-mismatch", messages.manifest_invalid(str(e)))
         return
-    describe_models(manifest)
+    describe_models(manifest, json.loads(text))
 
     runtime = OrtWebRuntime(manifest, boot, options.providers, messages.notify, messages.progress)
     app = App(manifest, runtime, options)
