@@ -4,7 +4,10 @@
 * copies the pure-Python pipeline (``facelandmarks/pipeline/*.py``) into ``web/facelandmarks/pipeline/``,
   where ``web/pyscript.toml``'s ``[files]`` table loads it into Pyodide's file system — the page runs
   the very same crop/decode/tracking code as the CLI;
-* checks that ``pyscript.toml`` lists every one of those modules (a new module that is not listed
+* packs the page's Python modules (``web/*.py`` but ``main.py``, PyScript's script itself, and the
+  copied pipeline) into one ``web/python.zip``, which ``pyscript.toml``'s ``[files]`` unpacks into
+  Pyodide's working directory (``"./python.zip" = "./*"``): one request instead of one per module;
+* checks that ``pyscript.toml`` loads every one of those modules (a new module that is not there
   would fail only in the browser, at import time);
 * checks that ``web/vendor/`` was filled by ``npm run vendor`` and that ``web/models/manifest.json``
   exists and names files that exist (``--allow-missing-models`` turns that into a warning);
@@ -31,6 +34,7 @@ import re
 import shutil
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +49,8 @@ NAME_RE = re.compile(r"^[a-z0-9-]+$")
 WEBGPU_ONLY = ("ort-wasm-simd-threaded.asyncify.wasm",)
 WEBGPU_CACHE = ROOT / ".cache" / "webgpu-vendor"
 MAX_FILE_BYTES = 25 * 2**20
+#: the page's Python modules in one archive (plain .py: Pyodide's CPython 3.14 would need 3.14 .pyc)
+ARCHIVE = WEB / "python.zip"
 
 INIT_STUB = '''"""The pure-Python part of facelandmarks, copied here by scripts/build_site.py for the page.
 Only facelandmarks.pipeline is shipped: the rest of the package needs torch/onnx/numpy."""
@@ -67,11 +73,33 @@ def copy_pipeline() -> list[str]:
     return copied
 
 
-def check_toml(copied: list[str]) -> list[str]:
+def pack_python(copied: list[str]) -> list[str]:
+    """Write web/python.zip (atomically): the page's modules and the copied pipeline. Returns the
+    archive's member names."""
+    members = sorted(p.name for p in WEB.glob("*.py") if p.name != "main.py")
+    members += ["facelandmarks/__init__.py"] + copied
+    fd, tmp = tempfile.mkstemp(dir=WEB, prefix=".python.zip.")
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for m in members:
+                z.write(WEB / m, m)
+        os.replace(tmp, ARCHIVE)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return members
+
+
+def check_toml(packed: list[str]) -> list[str]:
+    """pyscript.toml unpacks python.zip into the working directory, and every other file it names
+    exists."""
     text = (WEB / "pyscript.toml").read_text()
-    listed = set(re.findall(r'^\s*"\./([^"]+)"\s*=', text, re.M))
-    problems = [f"web/pyscript.toml [files] does not list ./{p}" for p in copied + ["facelandmarks/__init__.py"]
-                if p not in listed]
+    listed = dict(re.findall(r'^\s*"\./([^"]+)"\s*=\s*"([^"]*)"', text, re.M))
+    problems = []
+    if listed.get(ARCHIVE.name) != "./*":
+        problems.append(f'web/pyscript.toml [files] does not unpack the page\'s modules ("./{ARCHIVE.name}" = "./*"); '
+                        f"it would miss {', '.join(packed)}")
     for p in sorted(listed):
         if not (WEB / p).is_file():
             problems.append(f"web/pyscript.toml [files] lists ./{p}, which does not exist")
@@ -277,10 +305,12 @@ def main(argv: list[str] | None = None) -> int:
                   + (" (default)" if e["name"] == index["default"] else ""))
     copied = copy_pipeline()
     print(f"build_site: copied {len(copied)} pipeline modules into web/facelandmarks/pipeline/")
+    packed = pack_python(copied)
+    print(f"build_site: packed {len(packed)} modules into web/{ARCHIVE.name} ({ARCHIVE.stat().st_size / 1e3:.1f} kB)")
     for note in place_webgpu_files(args.webgpu):
         print(f"build_site: {note}")
     normalise_modes(WEB)
-    errors = check_toml(copied) + check_vendor(args.webgpu)
+    errors = check_toml(packed) + check_vendor(args.webgpu)
     if not args.webgpu:
         errors += oversized(WEB)
     model_problems = check_models()

@@ -394,6 +394,10 @@ if (!hasWasm) {
   // 1. Python first: PyScript finds <script type="py"> and boots Pyodide (its big files are already
   //    on their way thanks to <link rel="preload"> in index.html). Everything below runs meanwhile.
   progress("python", "Python runtime: starting…");
+  // PyScript's own steps ("Loading interpreter", "Loaded files", ...) arrive as py:progress events;
+  // py:ready is sent just before main.py runs. Kept as marks to see where the start-up goes.
+  addEventListener("py:progress", (e) => mark(`py:${e.detail}`));
+  addEventListener("py:ready", () => mark("py:ready"));
   import(VENDOR.pyscript).then(
     () => mark("pyscript"),
     (e) => {

@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 
 import js
+
+js.window.faceBoot.marks.main_start = js.performance.now()
 from pyodide.ffi import JsException, create_proxy
 
 import messages
@@ -36,6 +38,7 @@ from output import Output
 from photo import PhotoMode
 
 boot = js.window.faceBoot
+boot.marks.main_imported = js.performance.now()
 document = js.document
 
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Where the page's start-up goes: cold loads in fresh headless Chromium profiles (fake camera fed
+by the astronaut photo, all stages on wasm), printing window.faceBoot.marks — boot.js's own marks,
+PyScript's py:progress steps and py:ready, main.py's start and the end of its imports — and the
+first landmarks, in ms since navigation. Medians over --runs.
+
+    PYTHONPATH=$PWD python bench/startup_bench.py --runs 3
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import browser as helpers
+
+QUERY = "?detector=wasm&landmarks=wasm&parser=wasm"
+
+
+def one_load(pw, url: str, video: Path) -> dict[str, float]:
+    with helpers.launch(pw, helpers.browser_args(video)) as ctx:
+        page = ctx.new_page()
+        page.goto(url + QUERY)
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            state = page.evaluate("() => window.faceLandmarks && (window.faceLandmarks.firstLandmarksMs"
+                                  " || window.faceLandmarks.error)")
+            if state:
+                break
+            time.sleep(0.05)
+        else:
+            raise TimeoutError("no first landmarks within 180 s")
+        if isinstance(state, str):
+            raise RuntimeError(f"the page reports {state}")
+        marks = page.evaluate("() => window.faceBoot.marks")
+        marks["first_landmarks"] = state
+        return marks
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--json", type=Path, help="also write every run's marks here")
+    args = ap.parse_args(argv)
+    problem = helpers.missing_prerequisites()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+    with tempfile.TemporaryDirectory() as tmp, helpers.serve() as url, sync_playwright() as pw:
+        video = helpers.write_y4m(Path(tmp) / "astronaut.y4m", helpers.astronaut_frame())
+        runs = []
+        for i in range(args.runs):
+            runs.append(one_load(pw, url, video))
+            print(f"run {i + 1}: " + json.dumps({k: round(v) for k, v in sorted(runs[-1].items(), key=lambda kv: kv[1])}),
+                  flush=True)
+    names = sorted({k for r in runs for k in r}, key=lambda k: statistics.median(r[k] for r in runs if k in r))
+    print("median ms since navigation:")
+    for k in names:
+        vals = [r[k] for r in runs if k in r]
+        print(f"  {k:28s} {statistics.median(vals):7.0f}   ({', '.join(f'{v:.0f}' for v in vals)})")
+    if args.json:
+        args.json.write_text(json.dumps(runs, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
