@@ -59,7 +59,7 @@ _megapixels = _number(lambda v: v > 0, "a positive number of megapixels")
 def build_parser() -> argparse.ArgumentParser:
     from .locations import describe_search
     from .pipeline.options import PipelineOptions
-    from .runtime_onnx import MAX_PIXELS
+    from .pipeline.options import MAX_PIXELS
 
     stills = PipelineOptions.for_stills()
     p = argparse.ArgumentParser(prog="python -m facelandmarks")

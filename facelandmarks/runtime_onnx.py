@@ -12,11 +12,10 @@ from PIL import Image, ImageOps
 
 from .pipeline.geometry import Affine
 from .pipeline.manifest import GraphSpec, InputSpec, Manifest
+from .pipeline.options import MAX_PIXELS
 from .weights import sha256_of
 
 
-#: Largest image the CLI decodes (width × height): 100 MP is ~300 MB as RGB plus its reduced copies.
-MAX_PIXELS = 100_000_000
 
 
 class ModelFileError(RuntimeError):

@@ -2,10 +2,10 @@
 tiles for small faces, two passes, mirror averaging).
 
 Large photos never hold the page: the file's size is read from its header and a picture over
-MAX_PIXELS is refused before decoding (the CLI's limit, facelandmarks.runtime_onnx.MAX_PIXELS,
-which the page cannot import); createImageBitmap decodes off the main thread; a photo larger than
-WORKING_SIDE is scaled down in strips, one short task each (pixels.downscale); the pipeline awaits ONNX Runtime between tiles, so the
-page stays responsive, and "Cancel" stops it before the next tile. Results are published in the
+MAX_PIXELS (the CLI's limit, from pipeline/options.py) is refused before decoding;
+createImageBitmap decodes off the main thread; a photo larger than WORKING_SIDE is scaled down in
+strips, one short task each (pixels.downscale); the pipeline awaits ONNX Runtime between tiles, so
+the page stays responsive, and "Cancel" stops it before the next tile. Results are published in the
 photo's own pixels."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import js
 from pyodide.ffi import JsException
 
 import messages
-from facelandmarks.pipeline.options import PipelineOptions
+from facelandmarks.pipeline.options import MAX_PIXELS, PipelineOptions
 from facelandmarks.pipeline.stages import FacePipeline
 from ort_runtime import CanvasFrame, ModelError
 
@@ -23,7 +23,6 @@ boot = js.window.faceBoot
 pixels = boot.pixels
 document = js.document
 
-MAX_PIXELS = 100_000_000     # the CLI's limit (runtime_onnx.MAX_PIXELS): about 400 MB decoded
 WORKING_SIDE = 4096          # longest side the pipeline works on; larger photos are scaled down
 STRIP_PIXELS = 4_000_000     # source pixels scaled per main-thread task (~60 ms here)
 

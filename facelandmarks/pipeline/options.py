@@ -17,6 +17,11 @@ from typing import Callable
 STAGES = ("detector", "parser", "landmarks")
 """The graphs of a frame's way that run on an execution provider (named in the manifest)."""
 
+MAX_PIXELS = 100_000_000
+"""Largest picture (width × height) the CLI and the page's photo mode decode: 100 MP is about 300 MB
+as RGB (400 MB as RGBA in the page) plus its reduced copies. Larger ones are refused, read from the
+file's header, before decoding. The CLI's ``--max-megapixels`` changes it."""
+
 
 @dataclass
 class PipelineOptions:
