@@ -5,7 +5,9 @@
 //   * the camera (getUserMedia 640x480);
 //   * ONNX Runtime Web bundles, imported on demand per provider (wasm / webgl / webgpu);
 //   * then PyScript itself (web/main.py takes over: it decides, creates the sessions and runs the loop).
-// Python reaches all of this as `window.faceBoot`.
+// Python reaches all of this as `window.faceBoot`. Pyodide's own boot starts before all of this, in
+// python_boot.mjs (imported first, so it is evaluated first).
+import * as python from "./python_boot.mjs";
 import * as pixels from "./pixels.js";
 
 const VENDOR = {
@@ -383,6 +385,9 @@ window.faceBoot = boot;
 window.faceLandmarks = { last: null, ready: false, error: null };
 
 const mark = (name) => { boot.marks[name] = performance.now(); };   // ms since navigation
+mark("boot");
+Object.assign(boot.marks, python.marks);
+python.start().then(() => Object.assign(boot.marks, python.marks), () => {});
 
 if (!hasWasm) {
   message("error", "This browser cannot run WebAssembly (it is missing or switched off), and the page " +
