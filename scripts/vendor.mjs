@@ -142,9 +142,11 @@ const OFF_PATH = new Set(["ort-wasm-simd-threaded.asyncify.wasm"]);
 // (random's state, str hashes) is the same on every load: python_boot.mjs reseeds `random`.
 // It is written gzipped (31 MB → 6 MB) and the page inflates it with DecompressionStream: hosts
 // compress by content type, and few compress application/octet-stream.
-const SNAPSHOT_IMPORTS = ["asyncio", "json", "dataclasses", "math", "statistics", "typing",
-                          "collections", "zipfile", "shutil", "traceback"];
-const SNAPSHOT_CHECK = "import encodings.cp437, csv, fractions; 'ok'";   // not in the snapshot
+// What Pyodide's boot has not imported yet but the page's start does (sys.modules at the end of
+// main.py's imports, less Pyodide's own boot): statistics (with decimal, fractions, numbers) for the
+// pipeline, html for PyScript. Modules that touch JS at import (js, pyscript) cannot be in it.
+const SNAPSHOT_IMPORTS = ["statistics", "html.entities", "encodings.cp437"];
+const SNAPSHOT_CHECK = "import csv, colorsys; 'ok'";   // imports from the zip after a restore
 
 async function makeSnapshot(pyodideDir) {
   const { loadPyodide } = await import(join(nm, "pyodide", "pyodide.mjs"));

@@ -252,7 +252,25 @@ function loadOrt(provider) {
 const sessions = new Map();
 const SESSION_OPTIONS = (provider) => ({ executionProviders: [provider], graphOptimizationLevel: "all" });
 
-function createSession(file, provider) {
+// A session's first run is several times slower than the next ones (buffers, kernels, on webgl
+// the shaders): the camera path's sessions make it on zeros while Python boots (speculate), so the
+// first camera frame runs at the speed of the others. Inputs of unknown size are left cold.
+async function warmUp(session, ort) {
+  const feeds = {};
+  for (const meta of session.inputMetadata ?? []) {
+    const dims = meta.shape ?? [];
+    const T = { float32: Float32Array, uint8: Uint8Array, int32: Int32Array }[meta.type];
+    if (!meta.isTensor || !T || !dims.every((d) => Number.isInteger(d) && d > 0)) return;
+    feeds[meta.name] = new ort.Tensor(meta.type, new T(dims.reduce((a, b) => a * b, 1)), dims);
+  }
+  const t = performance.now();
+  const out = await session.run(feeds);
+  for (const v of Object.values(out)) v.dispose?.();
+  for (const v of Object.values(feeds)) v.dispose?.();
+  session.warmMs = performance.now() - t;
+}
+
+function createSession(file, provider, warm = false) {
   const key = `${file}|${provider}`;
   if (!sessions.has(key)) {
     const p = (async () => {
@@ -260,6 +278,9 @@ function createSession(file, provider) {
       const t = performance.now();
       const session = await ort.InferenceSession.create(bytes, SESSION_OPTIONS(provider));
       session.createMs = performance.now() - t;
+      if (warm) {
+        try { await warmUp(session, ort); } catch (e) { console.warn(`${file}: warm-up run failed`, e); }
+      }
       return session;
     })();
     p.catch(() => {});
@@ -279,7 +300,7 @@ function speculate(m) {
                   ["parser", roi?.parser], ["landmarks", m?.landmarks?.graph]];
   for (const [stage, g] of stages) {
     const provider = g?.file && startProvider(stage, g.provider);
-    if (provider) createSession(g.file, provider);
+    if (provider) createSession(g.file, provider, true);
   }
 }
 

@@ -244,8 +244,10 @@ async function grabPlanes(video, canvas, w, h) {
 /** Take the video's current picture into `canvas` (w×h) by the cheaper of the two ways; returns ms. */
 export async function grab(video, canvas, w, h) {
   if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  // The first picture is drawn: the other way's first run is slow (~190 ms here: a cold
+  // VideoFrame read and the YUV loop not yet compiled) and would delay the first landmarks.
   const way = grabChoice ?? (typeof VideoFrame === "undefined" ? "draw"
-    : grabbers.planes.length <= grabbers.draw.length ? "planes" : "draw");
+    : grabbers.planes.length < grabbers.draw.length ? "planes" : "draw");
   const t = performance.now();
   let done = false;
   if (way === "planes") {
