@@ -363,3 +363,61 @@ def test_software_webgl_runs_the_manifests_webgl_stages_on_wasm(camera_browser, 
         finally:
             page.close()
     on_software_webgl(forced)
+
+
+# -- Python's boot ------------------------------------------------------------------------------
+SNAPSHOT_URL = "**/vendor/pyodide-*/snapshot.bin.gz"
+
+
+def _garbage_gzip(route):
+    import gzip
+    route.fulfill(status=200, content_type="application/octet-stream",
+                  body=gzip.compress(np.random.default_rng(0).bytes(1 << 20)))
+
+
+@pytest.mark.parametrize("case, query, broken, from_snapshot", [
+    ("the snapshot", "", None, True),
+    ("asked not to", "&snapshot=0", None, False),
+    ("missing (404)", "", lambda route: route.fulfill(status=404, body="not found"), False),
+    ("not gzip", "", lambda route: route.fulfill(status=200, body=b"\x00" * 4096), False),
+    ("gzip of the wrong bytes", "", _garbage_gzip, False),
+])
+def test_python_boots_from_the_memory_snapshot_or_without_it(camera_browser, site, case, query, broken,
+                                                            from_snapshot):
+    """Pyodide starts from the snapshot scripts/vendor.mjs made; without it (asked, missing, damaged)
+    it boots the usual way with one console warning, and the page finds the face either way."""
+    page = camera_browser.new_page()
+    page.add_init_script(RECORD)
+    page.errors, page.warnings = [], []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.on("console", lambda m: m.type == "warning" and page.warnings.append(m.text))
+    if broken:
+        page.route(SNAPSHOT_URL, broken)
+    try:
+        page.goto(site + "?detector=wasm&landmarks=wasm&parser=wasm" + query)
+        first_camera_frame(page)
+        marks = page.evaluate("() => faceBoot.marks")
+        assert "pyodide:ready" in marks, case
+        assert ("pyodide:snapshot" in marks) == from_snapshot, (case, marks)
+        snapshot_warnings = [w for w in page.warnings if "snapshot" in w]
+        assert len(snapshot_warnings) == (1 if broken else 0), (case, page.warnings)
+        assert page.errors == []
+    finally:
+        page.close()
+
+
+def test_each_page_gets_its_own_random_state(camera_browser, site):
+    """The snapshot froze `random`'s state when it was made; python_boot.mjs reseeds it per page."""
+    draws = []
+    for _ in range(2):
+        page = camera_browser.new_page()
+        try:
+            page.goto(site + "?camera=0&detector=wasm&landmarks=wasm")
+            wait_for(page, "() => window.faceBoot && faceBoot.marks['pyodide:ready']", 60, "Python")
+            assert "pyodide:snapshot" in page.evaluate("() => faceBoot.marks")
+            draws.append(page.evaluate("""async () => {
+              const python = await import('./python_boot.mjs');
+              return (await python.start()).runPython('import random; random.random()'); }"""))
+        finally:
+            page.close()
+    assert draws[0] != draws[1], draws
