@@ -281,6 +281,7 @@ function createSession(file, provider, warm = false) {
       if (warm) {
         try { await warmUp(session, ort); } catch (e) { console.warn(`${file}: warm-up run failed`, e); }
       }
+      mark(`session:${file}`);
       return session;
     })();
     p.catch(() => {});
