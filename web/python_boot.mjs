@@ -26,7 +26,11 @@ async function bootFromSnapshot() {
   const response = await fetch(INDEX_URL + SNAPSHOT);
   if (!response.ok) throw new Error(`${SNAPSHOT}: HTTP ${response.status}`);
   const inflated = new Response(response.body.pipeThrough(new DecompressionStream("gzip")));
-  const pyodide = await bootPyodide({ indexURL: INDEX_URL, _loadSnapshot: inflated.arrayBuffer() });
+  // Pyodide awaits the bytes only once its wasm is compiled: a bad gzip rejects before that, and the
+  // rejection would be reported as unhandled (bootPyodide still receives it and fails).
+  const bytes = inflated.arrayBuffer();
+  bytes.catch(() => {});
+  const pyodide = await bootPyodide({ indexURL: INDEX_URL, _loadSnapshot: bytes });
   // The snapshot holds random's state as it was when it was made: give each page its own.
   pyodide.runPython("import sys\nif 'random' in sys.modules: sys.modules['random'].seed()");
   marks["pyodide:snapshot"] = performance.now();
