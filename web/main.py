@@ -305,9 +305,11 @@ async def main():
     if boot.camera:
         # show the camera as soon as it is there; the loop waits for the sessions
         cam_ok = await app.start_camera(pending=boot.camera, loop=False)
+        boot.marks.camera_shown = js.performance.now()
     else:
         messages.progress("camera", "Camera: off (press Start camera)", "note")
     ok = await ready
+    boot.marks.sessions_ready = js.performance.now()
     fl.sessions = js_obj({f: s for f, s in runtime.sessions.items()})
     fl.providers = js_obj(runtime.stage_providers())
     fl.ready = ok
