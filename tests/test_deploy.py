@@ -29,6 +29,7 @@ def site(tmp_path, monkeypatch, models_dir):
         shutil.copytree(cache, web / "vendor", dirs_exist_ok=True)
     assert list((web / "vendor").rglob("ort-wasm-simd-threaded.asyncify.wasm")), "run npm run vendor"
     for name, value in (("ROOT", tmp_path / "repo"), ("WEB", web), ("OUT", web / "facelandmarks"),
+                        ("ARCHIVE", web / "python.zip"),
                         ("MODELS", web / "models"), ("INDEX", web / "models" / "index.json"),
                         ("WEBGPU_CACHE", tmp_path / "repo" / ".cache" / "webgpu-vendor")):
         monkeypatch.setattr(bs, name, value)
@@ -106,3 +107,26 @@ def test_bad_export_refused_and_site_unchanged(site, tmp_path, models_dir, capsy
     assert site.main(["--models", spec]) == 1
     assert message in capsys.readouterr().err
     assert sorted(str(p.relative_to(site.WEB)) for p in site.WEB.rglob("*")) == listing
+
+
+def test_python_zip_ships_each_module_with_unchecked_bytecode():
+    """web/python.zip (make site) holds a .pyc made by the site's own Pyodide beside every module:
+    unchecked-hash ones (PEP 552 flags == 1), since PyScript gives the unpacked sources a new mtime."""
+    import zipfile
+    archive = ROOT / "web" / "python.zip"
+    if not archive.exists():
+        pytest.skip("web/python.zip is built by make site")
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        sources = sorted(n for n in names if n.endswith(".py"))
+        assert "frame_loop.py" in sources and "facelandmarks/pipeline/tracking.py" in sources
+        tags = set()
+        for src in sources:
+            folder, _, stem = src.rpartition("/")
+            pycs = [n for n in names if n.startswith(f"{folder}/__pycache__/{stem[:-3]}.".lstrip("/"))
+                    and n.endswith(".pyc")]
+            assert len(pycs) == 1, (src, pycs)
+            tags.add(pycs[0].rsplit(".", 2)[1])
+            header = z.read(pycs[0])[:16]
+            assert int.from_bytes(header[4:8], "little") == 1, f"{pycs[0]}: not an unchecked-hash .pyc"
+        assert len(tags) == 1 and tags.pop().startswith("cpython-3")

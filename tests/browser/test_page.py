@@ -421,3 +421,22 @@ def test_each_page_gets_its_own_random_state(camera_browser, site):
         finally:
             page.close()
     assert draws[0] != draws[1], draws
+
+
+def test_page_modules_import_from_their_bytecode(camera_browser, site):
+    """python.zip's .pyc files are the ones Python imports (Pyodide never writes bytecode, so a .pyc
+    in its file system came from the archive)."""
+    page = camera_browser.new_page()
+    try:
+        page.goto(site + "?camera=0&detector=wasm&landmarks=wasm")
+        wait_for(page, "() => window.faceLandmarks.ready", 60, "sessions")
+        got = page.evaluate("""async () => {
+          const python = await import('./python_boot.mjs');
+          return (await python.start()).runPython(`
+import os, sys
+names = ["camera", "frame_loop", "ort_runtime", "facelandmarks.pipeline.tracking"]
+str({n: (sys.dont_write_bytecode, os.path.exists(sys.modules[n].__spec__.cached)) for n in names})`); }""")
+        assert got == str({n: (True, True) for n in ["camera", "frame_loop", "ort_runtime",
+                                                      "facelandmarks.pipeline.tracking"]}), got
+    finally:
+        page.close()
