@@ -246,6 +246,19 @@ function loadOrt(provider) {
   return ortModules.get(bundle);
 }
 
+// ONNX Runtime's wasm backend (compiling its 14 MB wasm, starting its threads) starts with the first
+// session, and the camera path's sessions wait for the manifest and the models. A one-node graph
+// (Identity on a float[1]; made with onnx.helper, 72 bytes) starts it at the page's first bytes.
+const IDENTITY_ONNX = "CAgSADo8ChAKAXgSAXkiCElkZW50aXR5EgZ3YXJtdXBaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAN";
+
+async function startOrtBackend() {
+  const ort = await loadOrt("wasm");
+  const bytes = Uint8Array.from(atob(IDENTITY_ONNX), (c) => c.charCodeAt(0));
+  const session = await ort.InferenceSession.create(bytes, SESSION_OPTIONS("wasm"));
+  mark("ort:backend");
+  await session.release();
+}
+
 // One InferenceSession per (file, provider), memoized: boot.js starts the camera path's sessions
 // speculatively (manifest providers + URL overrides) while Pyodide boots; Python (ort_runtime.py)
 // asks for the sessions it decides on and gets these if they match, or new ones (fallbacks).
@@ -441,7 +454,8 @@ if (!hasWasm) {
   }
   // 3. ONNX Runtime's wasm bundle (the parser always runs there), then the models: manifest, the
   //    camera path's files, and (unless ?speculate=0) their sessions on the manifest's providers
-  loadOrt("wasm");
+  if (params.get("speculate") !== "0") startOrtBackend().catch((e) => console.warn("ONNX Runtime's early start failed:", e));
+  else loadOrt("wasm");
   progress("manifest", "Model manifest: loading…");
   manifestParsed.then((m) => {
     if (!m) return;
