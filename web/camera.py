@@ -18,6 +18,7 @@ class Camera:
     def __init__(self):
         self.video = document.getElementById("video")
         self.stream = None
+        self.listing = None      # the task filling the camera list (kept so it is not collected)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -54,7 +55,8 @@ class Camera:
         label = tracks[0].label if tracks.length else "camera"
         messages.progress("camera", f"Camera: {label} {w}×{h}", "done")
         js.window.faceLandmarks.cameraError = None
-        await self.fill_list(stream)
+        # the camera list is not needed to start: filled beside the first frames
+        self.listing = asyncio.ensure_future(self.fill_list(stream))
         return True
 
     async def fill_list(self, stream):

@@ -174,6 +174,8 @@ def test_wasm_path_same_origin_and_same_landmarks_as_cli(camera_browser, site, k
         last = page.evaluate("() => window.faceLandmarks.last")
         assert last["frame"] >= 4 and len(last["faces"][0]["landmarks"]) == 98
         assert set(last["timings"]) >= {"landmarks", "total"}
+        # the camera list (filled beside the first frames) names the fake camera
+        wait_for(page, "() => document.querySelectorAll('#camera-select option').length >= 1", 10, "the camera list")
         # same origin only, cross-origin isolated (→ 2 wasm threads), no CSP violation
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(site))
         foreign = [u for u in page.requests if not (u.startswith(origin) or u.startswith(("data:", "blob:")))]
