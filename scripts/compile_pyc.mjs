@@ -2,10 +2,10 @@
 //
 //   node scripts/compile_pyc.mjs < modules.json > pycs.json
 //
-// stdin: {"files": {"relative/path.py": "source", ...}}; stdout: {"cache_tag": "cpython-314",
-// "pycs": {"relative/__pycache__/path.cpython-314.pyc": "<base64>", ...}}. scripts/build_site.py puts
-// them into web/python.zip beside their sources, so the page's imports skip compiling (~0.1 s of its
-// main thread here). The .pyc files are "unchecked-hash" ones (PEP 552): valid whatever the source
+// stdin: {"files": {"relative/path.py": "source", ...}}; stdout: {"pycs":
+// {"relative/__pycache__/path.cpython-314.pyc": "<base64>", ...}} (the cache tag is this Pyodide's).
+// scripts/build_site.py puts them into web/python.zip beside their sources, so the page's imports
+// skip compiling (~0.1 s of its main thread here). The .pyc files are "unchecked-hash" ones (PEP 552): valid whatever the source
 // file's mtime, which is the time PyScript unpacked the archive; source and .pyc always ship
 // together in the one archive.
 import { readFileSync } from "node:fs";
@@ -18,7 +18,7 @@ const { files } = JSON.parse(readFileSync(0, "utf8"));
 const pyodide = await loadPyodide({ indexURL: join(root, "node_modules", "pyodide") + "/", stdout: () => {}, stderr: () => {} });
 pyodide.globals.set("FILES", pyodide.toPy(files));
 const out = pyodide.runPython(`
-import base64, importlib.util, os, py_compile, sys
+import base64, importlib.util, json, os, py_compile
 pycs = {}
 for rel, source in FILES.items():
     src = os.path.join("/tmp/pyc", rel)
@@ -30,7 +30,6 @@ for rel, source in FILES.items():
                        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
     with open(cached, "rb") as f:
         pycs[os.path.relpath(cached, "/tmp/pyc")] = base64.b64encode(f.read()).decode()
-import json
-json.dumps({"cache_tag": sys.implementation.cache_tag, "pycs": pycs})
+json.dumps({"pycs": pycs})
 `);
 process.stdout.write(out);
