@@ -5,9 +5,9 @@
 // stdin: {"files": {"relative/path.py": "source", ...}}; stdout: {"pycs":
 // {"relative/__pycache__/path.cpython-314.pyc": "<base64>", ...}} (the cache tag is this Pyodide's).
 // scripts/build_site.py puts them into web/python.zip beside their sources, so the page's imports
-// skip compiling (~0.1 s of its main thread here). The .pyc files are "unchecked-hash" ones (PEP 552): valid whatever the source
-// file's mtime, which is the time PyScript unpacked the archive; source and .pyc always ship
-// together in the one archive.
+// skip compiling (~0.1 s of its main thread here). The .pyc files are "unchecked-hash" ones
+// (PEP 552): valid whatever the source file's mtime, which is the time PyScript unpacked the
+// archive; source and .pyc always ship together in the one archive.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
