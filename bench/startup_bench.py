@@ -19,6 +19,7 @@ from pathlib import Path
 from bench import browser as helpers
 
 QUERY = "?detector=wasm&landmarks=wasm&parser=wasm"
+FIRST = "first frame: "     # prefix of the first camera frame's own stage timings among the marks
 
 
 def one_load(pw, url: str, video: Path) -> dict[str, float]:
@@ -42,7 +43,7 @@ def one_load(pw, url: str, video: Path) -> dict[str, float]:
         marks = page.evaluate("() => window.faceBoot.marks")
         marks["first_landmarks"] = state
         for k, v in (page.evaluate("() => window.__firstTimings") or {}).items():
-            marks[f"first frame: {k}"] = v
+            marks[FIRST + k] = v
         return marks
 
 
@@ -62,11 +63,12 @@ def main(argv=None) -> int:
         for i in range(args.runs):
             runs.append(one_load(pw, url, video))
             print(f"run {i + 1}: " + json.dumps({k: round(v) for k, v in sorted(runs[-1].items(), key=lambda kv: kv[1])
-                                                 if not k.startswith("first frame")}),
+                                                 if not k.startswith(FIRST)}),
                   flush=True)
-    names = sorted({k for r in runs for k in r if not k.startswith("first frame")},
+    keys = {k for r in runs for k in r}
+    names = sorted((k for k in keys if not k.startswith(FIRST)),
                    key=lambda k: statistics.median(r[k] for r in runs if k in r))
-    names += sorted({k for r in runs for k in r if k.startswith("first frame")})
+    names += sorted(k for k in keys if k.startswith(FIRST))
     print("median ms since navigation (first frame: ms that stage took on the first camera frame):")
     for k in names:
         vals = [r[k] for r in runs if k in r]

@@ -268,13 +268,16 @@ const SESSION_OPTIONS = (provider) => ({ executionProviders: [provider], graphOp
 // A session's first run is several times slower than the next ones (buffers, kernels, on webgl
 // the shaders): the camera path's sessions make it on zeros while Python boots (speculate), so the
 // first camera frame runs at the speed of the others. Inputs of unknown size are left cold.
+const ARRAYS = { float32: Float32Array, uint8: Uint8Array, int32: Int32Array };
+
 async function warmUp(session, ort) {
+  const inputs = session.inputMetadata ?? [];
+  const fixed = (meta) => meta.isTensor && ARRAYS[meta.type] &&
+    (meta.shape ?? []).every((d) => Number.isInteger(d) && d > 0);
+  if (!inputs.every(fixed)) return;
   const feeds = {};
-  for (const meta of session.inputMetadata ?? []) {
-    const dims = meta.shape ?? [];
-    const T = { float32: Float32Array, uint8: Uint8Array, int32: Int32Array }[meta.type];
-    if (!meta.isTensor || !T || !dims.every((d) => Number.isInteger(d) && d > 0)) return;
-    feeds[meta.name] = new ort.Tensor(meta.type, new T(dims.reduce((a, b) => a * b, 1)), dims);
+  for (const { name, type, shape } of inputs) {
+    feeds[name] = new ort.Tensor(type, new ARRAYS[type](shape.reduce((a, b) => a * b, 1)), shape);
   }
   const t = performance.now();
   const out = await session.run(feeds);

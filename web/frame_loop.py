@@ -32,7 +32,7 @@ class FrameLoop:
         self.raf_id = None
         self.loop_error = None
         self.first_landmarks_ms = None
-        self.frames_tried = 0
+        self.first_frame_marked = False
 
     def start(self):
         if self.running or self.camera.stream is None:
@@ -88,9 +88,9 @@ class FrameLoop:
         w, h = self.camera.size
         if not w or not h or video.readyState < 2:
             return
-        if self.frames_tried == 0:
+        if not self.first_frame_marked:           # start-up mark: the first frame Python takes
             boot.marks.first_frame = js.performance.now()
-        self.frames_tried += 1
+            self.first_frame_marked = True
         snap_ms = float(await pixels.grab(video, self.snap, w, h))
         tr = await self.tracker.step(CanvasFrame(self.snap, w, h, pixels), js.performance.now() / 1000.0)
         if not self.running:

@@ -75,15 +75,27 @@ def known_box():
     return (x0 * s + ox, y0 * s, x1 * s + ox, y1 * s)
 
 
-def new_page(ctx, url, query=""):
+def new_page(ctx, url, query="", routes=()):
+    """A page on url+query recording its errors, console warnings and requests; ``routes`` are
+    (pattern, handler) pairs for page.route, set before it loads."""
     page = ctx.new_page()
     page.add_init_script(RECORD)
-    page.errors = []
+    page.errors, page.warnings, page.requests = [], [], []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.requests = []
+    page.on("console", lambda m: m.type == "warning" and page.warnings.append(m.text))
     page.on("request", lambda r: page.requests.append(r.url))
+    for pattern, handler in routes:
+        page.route(pattern, handler)
     page.goto(url + query)
     return page
+
+
+def run_python(page, code: str):
+    """Run ``code`` in the page's Pyodide (the interpreter python_boot.mjs booted); its last
+    expression's value, converted to JS and back."""
+    return page.evaluate("""async (code) => {
+      const python = await import('./python_boot.mjs');
+      return (await python.start()).runPython(code); }""", code)
 
 
 def wait_for(page, js, timeout=60.0, what=""):
@@ -388,15 +400,9 @@ def test_python_boots_from_the_memory_snapshot_or_without_it(camera_browser, sit
                                                             from_snapshot):
     """Pyodide starts from the snapshot scripts/vendor.mjs made; without it (asked, missing, damaged)
     it boots the usual way with one console warning, and the page finds the face either way."""
-    page = camera_browser.new_page()
-    page.add_init_script(RECORD)
-    page.errors, page.warnings = [], []
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.on("console", lambda m: m.type == "warning" and page.warnings.append(m.text))
-    if broken:
-        page.route(SNAPSHOT_URL, broken)
+    page = new_page(camera_browser, site, "?detector=wasm&landmarks=wasm&parser=wasm" + query,
+                    routes=[(SNAPSHOT_URL, broken)] if broken else [])
     try:
-        page.goto(site + "?detector=wasm&landmarks=wasm&parser=wasm" + query)
         first_camera_frame(page)
         marks = page.evaluate("() => faceBoot.marks")
         assert "pyodide:ready" in marks, case
@@ -412,14 +418,11 @@ def test_each_page_gets_its_own_random_state(camera_browser, site):
     """The snapshot froze `random`'s state when it was made; python_boot.mjs reseeds it per page."""
     draws = []
     for _ in range(2):
-        page = camera_browser.new_page()
+        page = new_page(camera_browser, site, "?camera=0&detector=wasm&landmarks=wasm")
         try:
-            page.goto(site + "?camera=0&detector=wasm&landmarks=wasm")
             wait_for(page, "() => window.faceBoot && faceBoot.marks['pyodide:ready']", 60, "Python")
             assert "pyodide:snapshot" in page.evaluate("() => faceBoot.marks")
-            draws.append(page.evaluate("""async () => {
-              const python = await import('./python_boot.mjs');
-              return (await python.start()).runPython('import random; random.random()'); }"""))
+            draws.append(run_python(page, "import random; random.random()"))
         finally:
             page.close()
     assert draws[0] != draws[1], draws
@@ -428,17 +431,13 @@ def test_each_page_gets_its_own_random_state(camera_browser, site):
 def test_page_modules_import_from_their_bytecode(camera_browser, site):
     """python.zip's .pyc files are the ones Python imports (Pyodide never writes bytecode, so a .pyc
     in its file system came from the archive)."""
-    page = camera_browser.new_page()
+    page = new_page(camera_browser, site, "?camera=0&detector=wasm&landmarks=wasm")
     try:
-        page.goto(site + "?camera=0&detector=wasm&landmarks=wasm")
         wait_for(page, "() => window.faceLandmarks.ready", 60, "sessions")
-        got = page.evaluate("""async () => {
-          const python = await import('./python_boot.mjs');
-          return (await python.start()).runPython(`
-import os, sys
-names = ["camera", "frame_loop", "ort_runtime", "facelandmarks.pipeline.tracking"]
-str({n: (sys.dont_write_bytecode, os.path.exists(sys.modules[n].__spec__.cached)) for n in names})`); }""")
-        assert got == str({n: (True, True) for n in ["camera", "frame_loop", "ort_runtime",
-                                                      "facelandmarks.pipeline.tracking"]}), got
+        names = ["camera", "frame_loop", "ort_runtime", "facelandmarks.pipeline.tracking"]
+        got = json.loads(run_python(page, f"""
+import json, os, sys
+json.dumps([sys.dont_write_bytecode] + [os.path.exists(sys.modules[n].__spec__.cached) for n in {names!r}])"""))
+        assert got == [True] * (1 + len(names)), dict(zip(["dont_write_bytecode"] + names, got))
     finally:
         page.close()
