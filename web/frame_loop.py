@@ -1,6 +1,6 @@
 """The camera loop: one requestAnimationFrame callback, at most one frame in flight; each frame is
-taken once as a picture (pixels.grab: the cheaper of drawImage and VideoFrame.copyTo, measured on
-the first frames), tracked (the pipeline's FaceTracker) and handed to
+taken once as a picture (pixels.grab: the cheaper of drawImage(video) and the planes of the camera
+track's own frame, measured on the first frames), tracked (the pipeline's FaceTracker) and handed to
 output.py once."""
 from __future__ import annotations
 

@@ -189,13 +189,51 @@ export async function downscale(bitmap, w, h, strips) {
 }
 
 // ---- taking the camera's picture once per frame ---------------------------------------------------
-// Two ways to put the video's current picture into the (CPU-backed) snapshot canvas the stages draw
-// from: drawImage(video) — with GPU compositing on a software GPU it reads the frame back from the
-// GPU, 14–40 ms here — or VideoFrame.copyTo (the camera's own I420/NV12 planes, ~2.5 ms) converted
-// to RGB in one typed-array pass. The page times both on its first frames and keeps the cheaper.
+// Two ways to put the camera's current picture into the (CPU-backed) snapshot canvas the stages draw
+// from: drawImage(video), or copying a VideoFrame's own I420/NV12 planes (VideoFrame.copyTo) and
+// converting them to RGB in one typed-array pass. The page times both on its first frames and keeps
+// the cheaper. The VideoFrame is the camera's own (below) where the browser has
+// MediaStreamTrackProcessor, else one made of the <video> element. Why: with GPU compositing the
+// <video>'s picture is the compositor's GPU copy, and reading it back (either way) waits on the GPU
+// process — 14–40 ms a frame on a software GPU here, and the page's frame rate with it — while the
+// camera's own frame is in memory the page can read (copyTo ~0.1 ms, conversion ~2 ms).
 const grabbers = { draw: [], planes: [] };
+const TRIES = 5;                   // frames timed per way before choosing
 let grabChoice = null;
 let rgba = null, planes = null;
+
+// The camera's own frames (MediaStreamTrackProcessor): read as they come, only the latest kept.
+const camera = { track: null, reader: null, latest: null };
+
+function followTrack(track) {
+  if (camera.track === track) return;
+  if (camera.reader) camera.reader.cancel().catch(() => {});
+  camera.latest?.close();
+  Object.assign(camera, { track, reader: null, latest: null });
+  if (!track || track.readyState !== "live" || typeof MediaStreamTrackProcessor === "undefined") return;
+  let reader;
+  try {
+    reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+  } catch {
+    return;                        // (e.g. a track this browser can't process): frames from the <video>
+  }
+  camera.reader = reader;
+  (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        if (camera.reader !== reader) { value.close(); break; }
+        camera.latest?.close();
+        camera.latest = value;
+      }
+    } catch { /* the track ended or the reader was cancelled */ }
+    if (camera.reader === reader) {
+      camera.latest?.close();
+      Object.assign(camera, { reader: null, latest: null });
+    }
+  })();
+}
 
 function yuvToRgba(frame, buf, layout, out) {
   const w = frame.visibleRect.width, h = frame.visibleRect.height;
@@ -223,8 +261,18 @@ function yuvToRgba(frame, buf, layout, out) {
   }
 }
 
-async function grabPlanes(video, canvas, w, h) {
-  const frame = new VideoFrame(video);
+/** The picture by one way: "draw" (drawImage(video)), "track" (the camera's own latest frame's
+ *  planes; false while it has none), "video" (the planes of a VideoFrame made of the <video>).
+ *  False when the frame can't be read that way (not I420/NV12, or not w×h). */
+export async function grabBy(way, video, canvas, w, h) {
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  if (way === "draw") {
+    snapshot(video, canvas, w, h);
+    return true;
+  }
+  if (way === "track" && !camera.latest) return false;
+  // a clone: the reader may close `latest` (a newer frame came) while this one is being copied
+  const frame = way === "track" ? camera.latest.clone() : new VideoFrame(video);
   try {
     if (!["I420", "NV12"].includes(frame.format) || frame.visibleRect.width !== w || frame.visibleRect.height !== h) {
       return false;
@@ -241,32 +289,35 @@ async function grabPlanes(video, canvas, w, h) {
   return true;
 }
 
-/** Take the video's current picture into `canvas` (w×h) by the cheaper of the two ways; returns ms. */
+/** Take the camera's current picture into `canvas` (w×h) by the cheaper of the two ways; returns ms. */
 export async function grab(video, canvas, w, h) {
-  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
-  // The first picture is drawn: the other way's first run is slow (~190 ms here: a cold
-  // VideoFrame read and the YUV loop not yet compiled) and would delay the first landmarks.
+  followTrack(video.srcObject?.getVideoTracks?.()[0] ?? null);
+  // The first picture is drawn (the first landmarks: the camera's reader has no frame yet, and the
+  // other way's first run is slow, ~190 ms here: a cold read and the YUV loop not yet compiled).
   const way = grabChoice ?? (typeof VideoFrame === "undefined" ? "draw"
     : grabbers.planes.length < grabbers.draw.length ? "planes" : "draw");
   const t = performance.now();
   let done = false;
   if (way === "planes") {
-    try { done = await grabPlanes(video, canvas, w, h); } catch { done = false; }
+    try {
+      done = await grabBy(camera.latest ? "track" : "video", video, canvas, w, h);
+    } catch {
+      done = false;
+    }
     if (!done) grabChoice = "draw";                 // this camera's frames can't be read that way
   }
-  if (!done) snapshot(video, canvas, w, h);
+  if (!done) await grabBy("draw", video, canvas, w, h);
   const ms = performance.now() - t;
-  if (grabChoice === null && done) {
+  if (grabChoice === null) {
     grabbers[way].push(ms);
-    if (grabbers.planes.length >= 5 && grabbers.draw.length >= 5) {
+    if (grabbers.planes.length >= TRIES && grabbers.draw.length >= TRIES) {
       const med = (v) => v.slice().sort((a, b) => a - b)[v.length >> 1];
       grabChoice = med(grabbers.planes) < med(grabbers.draw) ? "planes" : "draw";
     }
-  } else if (grabChoice === null && way === "draw") {
-    grabbers.draw.push(ms);
   }
   return ms;
 }
 
-/** Which way grab() settled on (null while it still measures). */
+/** Which way grab() settled on (null while it still measures), and where its frames come from. */
 export const grabWay = () => grabChoice;
+export const grabSource = () => (camera.reader ? "camera track" : "video element");

@@ -441,3 +441,54 @@ json.dumps([sys.dont_write_bytecode] + [os.path.exists(sys.modules[n].__spec__.c
         assert got == [True] * (1 + len(names)), dict(zip(["dont_write_bytecode"] + names, got))
     finally:
         page.close()
+
+
+# -- taking the camera's picture ---------------------------------------------------------------
+GRAB_BY = """async (way) => { const c = document.createElement('canvas');
+  const ok = await window.faceBoot.pixels.grabBy(way, document.getElementById('video'), c, 640, 480);
+  return ok ? Array.from(c.getContext('2d', {willReadFrequently: true}).getImageData(0, 0, 640, 480).data) : null; }"""
+
+
+# way → (mean, 99th percentile) |difference| allowed against the .y4m as decoded by bench/browser.py
+# (BT.601 limited range, chroma repeated). The track's own planes are converted by pixels.js exactly
+# so; the <video>'s picture passed the compositor's own conversion (measured: mean 1.8–2.0, p99 11–12).
+GRAB_WAYS = {"track": (0.5, 1), "draw": (3.0, 16), "video": (3.0, 16)}
+
+
+def test_each_way_of_taking_the_camera_picture_gives_its_pixels(camera_browser, site, frame):
+    """drawImage(video), the camera track's own frame and a VideoFrame of the <video>: each puts the
+    camera's picture (the .y4m as Chromium decodes it) into the canvas, colours included."""
+    want = helpers.y4m_roundtrip(frame).astype(int)
+    page = new_page(camera_browser, site, "?detector=wasm&landmarks=wasm&parser=wasm")
+    try:
+        wait_for(page, "() => window.faceLandmarks && window.faceLandmarks.frames >= 3", 150, "3 camera frames")
+        assert page.evaluate("() => window.faceBoot.pixels.grabSource()") == "camera track"
+        for way, (mean_max, p99_max) in GRAB_WAYS.items():
+            rgba = page.evaluate(GRAB_BY, way)
+            assert rgba is not None, f"{way}: the frame could not be read that way"
+            diff = np.abs(np.asarray(rgba, np.uint8).reshape(480, 640, 4)[..., :3].astype(int) - want)
+            mean, p99 = diff.mean(), np.percentile(diff, 99)
+            assert mean <= mean_max and p99 <= p99_max, f"{way}: mean {mean:.2f}, p99 {p99:.0f} levels off"
+        assert not page.errors
+    finally:
+        page.close()
+
+
+def test_the_camera_tracks_reader_ends_with_the_camera_and_follows_a_restart(camera_browser, site):
+    """Stopping the camera ends the page's reading of its track (the camera can turn off); started
+    again, the page reads the new track and its frames go on."""
+    page = new_page(camera_browser, site, "?detector=wasm&landmarks=wasm&parser=wasm")
+    try:
+        wait_for(page, "() => window.faceLandmarks && window.faceLandmarks.frames >= 3", 150, "3 camera frames")
+        source = "() => window.faceBoot.pixels.grabSource()"
+        assert page.evaluate(source) == "camera track"
+        page.click("#start")                                   # Stop camera
+        wait_for(page, f"() => ({source})() === 'video element'", 10, "the track's reader to end")
+        assert page.evaluate("() => document.getElementById('video').srcObject") is None
+        frames = page.evaluate("() => window.faceLandmarks.frames")
+        page.click("#start")                                   # Start camera
+        wait_for(page, f"() => window.faceLandmarks.frames >= {frames + 3}", 60, "frames after the restart")
+        assert page.evaluate(source) == "camera track"
+        assert not page.errors
+    finally:
+        page.close()
