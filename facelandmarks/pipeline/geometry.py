@@ -37,6 +37,16 @@ class Affine:
         a, b, c, d, e, f = self.a, self.b, self.c, self.d, self.e, self.f
         return [(a * p[0] + b * p[1] + c, d * p[0] + e * p[1] + f) for p in points]
 
+    def map_flat(self, flat: Sequence[float], stride: int = 2, sx: float = 1.0,
+                 sy: float = 1.0) -> tuple[list[float], list[float]]:
+        """Points stored flat (x, y at the start of every ``stride`` values, as model outputs are),
+        each scaled by (``sx``, ``sy``) first: their frame xs and ys. Slices and zips instead of a
+        tuple per point: this runs on every landmark output of every frame (478 mesh points)."""
+        a, b, d, e = self.a * sx, self.b * sy, self.d * sx, self.e * sy
+        c, f = self.c, self.f
+        px, py = flat[0::stride], flat[1::stride]
+        return [a * x + b * y + c for x, y in zip(px, py)], [d * x + e * y + f for x, y in zip(px, py)]
+
     def inverse(self) -> "Affine":
         det = self.a * self.e - self.b * self.d
         if abs(det) < 1e-12:

@@ -49,14 +49,12 @@ class OneEuroFilter:
         a_d = _alpha(self.options.d_cutoff, dt)
         min_cutoff, beta = self.options.min_cutoff, self.options.beta
         two_pi_dt = 2.0 * math.pi * dt
-        x_out, dx_out = [], []
-        for v, xp, dxp in zip(values, self._x, self._dx):
-            dx = a_d * (v - xp) / dt + (1.0 - a_d) * dxp
-            cutoff = min_cutoff + beta * abs(dx) * inv_scale
-            # _alpha(cutoff, dt) inlined: 1 / (1 + 1 / (2π·cutoff·dt))
-            a = 1.0 / (1.0 + 1.0 / (two_pi_dt * cutoff))
-            x_out.append(a * v + (1.0 - a) * xp)
-            dx_out.append(dx)
+        one_minus_a_d = 1.0 - a_d
+        # comprehensions, not an append loop: this runs over every point of every frame
+        dx_out = [a_d * (v - xp) / dt + one_minus_a_d * dxp for v, xp, dxp in zip(values, self._x, self._dx)]
+        # a = _alpha(min_cutoff + beta·|dx|/scale, dt), inlined: 1 / (1 + 1 / (2π·cutoff·dt))
+        x_out = [(a := 1.0 / (1.0 + 1.0 / (two_pi_dt * (min_cutoff + beta * abs(dx) * inv_scale)))) * v
+                 + (1.0 - a) * xp for v, xp, dx in zip(values, self._x, dx_out)]
         self._x, self._dx, self._t = x_out, dx_out, t
         return list(x_out)
 
@@ -71,6 +69,6 @@ class PointSmoother:
         self.filter.reset()
 
     def __call__(self, points: Sequence[Sequence[float]], t: float, scale: float = 1.0) -> list[Point]:
-        flat = [c for p in points for c in (p[0], p[1])]
+        flat = [c for p in points for c in p[:2]]
         out = self.filter(flat, t, scale)
-        return [(out[2 * i], out[2 * i + 1]) for i in range(len(out) // 2)]
+        return list(zip(out[0::2], out[1::2]))

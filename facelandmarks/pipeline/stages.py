@@ -146,7 +146,7 @@ class FacePipeline:
             return crop_from_points(points, points[lm.track_right_eye], points[lm.track_left_eye],
                                     lm.track_scale)
         mesh = face.mesh
-        return crop_from_points([(p[0], p[1]) for p in mesh], mesh[lm.mesh_right_eye],
+        return crop_from_points(mesh, mesh[lm.mesh_right_eye],
                                 mesh[lm.mesh_left_eye], lm.crop_scale)
 
     async def landmarks(self, frame: FrameSource, crop: Crop, timings: dict[str, float] | None = None,
@@ -175,20 +175,20 @@ class FacePipeline:
         self.runtime.release({"image": image})
         self.runtime.release(out)
         # crop-normalised → crop pixels → frame pixels; z scales like x
-        points = to_frame.apply_all((points_flat[2 * i] * w, points_flat[2 * i + 1] * h)
-                                    for i in range(len(points_flat) // 2))
+        xs, ys = to_frame.map_flat(points_flat, 2, w, h)
+        points = list(zip(xs, ys))
         if mirrored:
             points = [points[j] for j in self._flip_permutation]
         mesh = None
         if mesh_flat is not None and (keep_mesh or (keep_mesh is None and not mirrored)):
             # a mirrored pass only adds points
             zscale = crop.size
-            mesh = [(x, y, mesh_flat[3 * i + 2] * zscale) for i, (x, y) in enumerate(
-                to_frame.apply_all((mesh_flat[3 * i] * w, mesh_flat[3 * i + 1] * h)
-                                   for i in range(len(mesh_flat) // 3)))]
+            mx, my = to_frame.map_flat(mesh_flat, 3, w, h)
+            mesh = list(zip(mx, my, [z * zscale for z in mesh_flat[2::3]]))
         timings["preprocess"] = timings.get("preprocess", 0.0) + (t1 - t0) * 1e3
         timings["landmarks"] = timings.get("landmarks", 0.0) + (t2 - t1) * 1e3
-        return Face(box=box_of(points), landmarks=points, presence=presence, mesh=mesh, crop=crop)
+        return Face(box=(min(xs), min(ys), max(xs), max(ys)), landmarks=points, presence=presence,
+                    mesh=mesh, crop=crop)
 
     async def landmarks_averaged(self, frame: FrameSource, crop: Crop,
                                  timings: dict[str, float] | None = None) -> Face:
