@@ -49,6 +49,18 @@ def test_crop_maps_centre_and_axes(angle):
     assert math.dist(x1, (200, 150)) == pytest.approx(45)
 
 
+@pytest.mark.parametrize("stride, flat, sx, sy", [
+    (2, [0.1, 0.2, 0.5, 0.5, 1.0, 0.0], 192, 192),                 # x, y per point
+    (3, [0.1, 0.2, 9.0, 0.5, 0.5, -3.0, 1.0, 0.0, 0.4], 192, 96),  # x, y, z per point: z ignored
+    (2, memoryview(np.array([0.25, 0.75, 0.5, 0.1], np.float32)), 1.0, 1.0),  # to_py()'s kind
+])
+def test_map_flat_is_apply_all_of_the_scaled_points(stride, flat, sx, sy):
+    t = Crop(200.0, 150.0, 90.0, 0.3).to_frame(192, 192)
+    xs, ys = t.map_flat(flat, stride, sx, sy)
+    want = t.apply_all((flat[i] * sx, flat[i + 1] * sy) for i in range(0, len(flat), stride))
+    np.testing.assert_allclose(np.column_stack([xs, ys]), np.asarray(want), rtol=0, atol=1e-9)
+
+
 def test_canvas_transform_is_frame_to_input():
     t = Crop(200.0, 150.0, 90.0, 0.3).to_frame(192, 192)
     a, b, c, d, e, f = t.canvas_transform()
