@@ -380,7 +380,9 @@ async function openCamera(deviceId = null) {
   const video = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } };
   if (deviceId) video.deviceId = { exact: deviceId };
   else video.facingMode = "user";
-  return await navigator.mediaDevices.getUserMedia({ video, audio: false });
+  const stream = await navigator.mediaDevices.getUserMedia({ video, audio: false });
+  pixels.followTrack(stream.getVideoTracks()[0] ?? null);    // its frames, from the start
+  return stream;
 }
 
 async function listCameras() {

@@ -205,7 +205,9 @@ let rgba = null, planes = null;
 // The camera's own frames (MediaStreamTrackProcessor): read as they come, only the latest kept.
 const camera = { track: null, reader: null, latest: null };
 
-function followTrack(track) {
+/** Read `track`'s frames from now on (boot.js calls it as the camera opens, so the first camera
+ *  frame Python takes is already there; grab() follows whatever track the <video> shows). */
+export function followTrack(track) {
   if (camera.track === track) return;
   if (camera.reader) camera.reader.cancel().catch(() => {});
   camera.latest?.close();
@@ -289,13 +291,21 @@ export async function grabBy(way, video, canvas, w, h) {
   return true;
 }
 
+/** The way of the next grab: the choice, else alternately while the first frames are timed. The very
+ *  first by planes only from the camera's own frame (~10 ms here); a VideoFrame of the <video> or
+ *  drawImage(video) is slow the first time (the <video>'s first picture: 120–160 ms in the page). */
+function nextWay() {
+  if (grabChoice) return grabChoice;
+  if (typeof VideoFrame === "undefined") return "draw";
+  const p = grabbers.planes.length, d = grabbers.draw.length;
+  if (p === d) return p > 0 || camera.latest ? "planes" : "draw";
+  return p < d ? "planes" : "draw";
+}
+
 /** Take the camera's current picture into `canvas` (w×h) by the cheaper of the two ways; returns ms. */
 export async function grab(video, canvas, w, h) {
   followTrack(video.srcObject?.getVideoTracks?.()[0] ?? null);
-  // The first picture is drawn (the first landmarks: the camera's reader has no frame yet, and the
-  // other way's first run is slow, ~190 ms here: a cold read and the YUV loop not yet compiled).
-  const way = grabChoice ?? (typeof VideoFrame === "undefined" ? "draw"
-    : grabbers.planes.length < grabbers.draw.length ? "planes" : "draw");
+  const way = nextWay();
   const t = performance.now();
   let done = false;
   if (way === "planes") {
