@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +44,14 @@ def missing_prerequisites() -> str | None:
     except ImportError:
         return "playwright (python package) not installed"
     return None
+
+
+def cannot_run() -> bool:
+    """For the benches: say why they cannot run here (on stderr) and return True; False if they can."""
+    why = missing_prerequisites()
+    if why:
+        print(f"cannot run: {why}", file=sys.stderr)
+    return why is not None
 
 
 def astronaut_frame() -> np.ndarray:

@@ -80,9 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument("--redetect", type=int, default=30, help="frames between full detections (page ?redetect=)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
-    why = helpers.missing_prerequisites()
-    if why:
-        print(f"cannot run: {why}", file=sys.stderr)
+    if helpers.cannot_run():
         return 2
     from playwright.sync_api import sync_playwright
 

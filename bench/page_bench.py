@@ -222,9 +222,7 @@ def main(argv=None):
     ap.add_argument("--chromium-arg", action="append", default=[],
                     help="extra Chromium switch, e.g. --chromium-arg=--disable-accelerated-2d-canvas")
     args = ap.parse_args(argv)
-    why = helpers.missing_prerequisites()
-    if why:
-        print(f"cannot run: {why}", file=sys.stderr)
+    if helpers.cannot_run():
         return 2
     from playwright.sync_api import sync_playwright
     EXTRA_ARGS[:] = args.chromium_arg + ([] if args.software_compositing else NO_SOFTWARE_COMPOSITING)

@@ -41,9 +41,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", type=Path, help="serve this export as models/ (default web/models)")
     args = ap.parse_args(argv)
-    why = helpers.missing_prerequisites()
-    if why:
-        print(f"cannot run: {why}", file=sys.stderr)
+    if helpers.cannot_run():
         return 2
     from playwright.sync_api import sync_playwright
 

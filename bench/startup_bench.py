@@ -52,9 +52,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", type=Path, help="also write every run's marks here")
     args = ap.parse_args(argv)
-    problem = helpers.missing_prerequisites()
-    if problem:
-        print(problem, file=sys.stderr)
+    if helpers.cannot_run():
         return 2
     from playwright.sync_api import sync_playwright
     with tempfile.TemporaryDirectory() as tmp, helpers.serve() as url, sync_playwright() as pw:
