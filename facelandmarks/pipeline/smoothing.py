@@ -47,14 +47,15 @@ class OneEuroFilter:
             return list(self._x)
         inv_scale = 1.0 / scale if scale > 0 else 1.0
         a_d = _alpha(self.options.d_cutoff, dt)
-        min_cutoff, beta = self.options.min_cutoff, self.options.beta
-        two_pi_dt = 2.0 * math.pi * dt
-        one_minus_a_d = 1.0 - a_d
-        # comprehensions, not an append loop: this runs over every point of every frame
-        dx_out = [a_d * (v - xp) / dt + one_minus_a_d * dxp for v, xp, dxp in zip(values, self._x, self._dx)]
-        # a = _alpha(min_cutoff + beta·|dx|/scale, dt), inlined: 1 / (1 + 1 / (2π·cutoff·dt))
-        x_out = [(a := 1.0 / (1.0 + 1.0 / (two_pi_dt * (min_cutoff + beta * abs(dx) * inv_scale)))) * v
-                 + (1.0 - a) * xp for v, xp, dx in zip(values, self._x, dx_out)]
+        # dx = a_d·(v − x_prev)/dt + (1 − a_d)·dx_prev; x = x_prev + a·(v − x_prev) with
+        # a = _alpha(min_cutoff + beta·|dx|/scale, dt) = c / (c + 1), c = 2π·dt·cutoff: the constants
+        # folded, and comprehensions, not an append loop (this runs over every point of every frame)
+        k_d, keep_d = a_d / dt, 1.0 - a_d
+        c0 = 2.0 * math.pi * dt * self.options.min_cutoff
+        c1 = 2.0 * math.pi * dt * self.options.beta * inv_scale
+        dx_out = [k_d * (v - xp) + keep_d * dxp for v, xp, dxp in zip(values, self._x, self._dx)]
+        x_out = [xp + (c := c0 + c1 * abs(dx)) / (c + 1.0) * (v - xp)
+                 for v, xp, dx in zip(values, self._x, dx_out)]
         self._x, self._dx, self._t = x_out, dx_out, t
         return list(x_out)
 
