@@ -130,3 +130,24 @@ def test_python_zip_ships_each_module_with_unchecked_bytecode():
             header = z.read(pycs[0])[:16]
             assert int.from_bytes(header[4:8], "little") == 1, f"{pycs[0]}: not an unchecked-hash .pyc"
         assert len(tags) == 1 and tags.pop().startswith("cpython-3")
+
+
+def test_python_zip_ships_pyscripts_own_package_as_checked_bytecode():
+    """PyScript writes its own `pyscript` package's sources before the page's script runs; python.zip
+    holds a checked-hash .pyc (PEP 552 flags == 3) for each of them, so Python takes it when the source
+    is the one it was made from and compiles the source otherwise (the browser test checks the match)."""
+    import zipfile
+    from scripts.build_site import pyscript_package
+    archive = ROOT / "web" / "python.zip"
+    if not archive.exists():
+        pytest.skip("web/python.zip is built by make site")
+    package = pyscript_package()
+    assert "pyscript/__init__.py" in package and "pyscript/display.py" in package
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        assert not any(n.startswith("pyscript/") and n.endswith(".py") for n in names), "PyScript writes these"
+        for src in package:
+            folder, _, stem = src.rpartition("/")
+            pycs = [n for n in names if n.startswith(f"{folder}/__pycache__/{stem[:-3]}.") and n.endswith(".pyc")]
+            assert len(pycs) == 1, (src, pycs)
+            assert int.from_bytes(z.read(pycs[0])[4:8], "little") == 3, f"{pycs[0]}: not a checked-hash .pyc"

@@ -430,14 +430,27 @@ def test_each_page_gets_its_own_random_state(camera_browser, site):
 
 def test_page_modules_import_from_their_bytecode(camera_browser, site):
     """python.zip's .pyc files are the ones Python imports (Pyodide never writes bytecode, so a .pyc
-    in its file system came from the archive)."""
+    in its file system came from the archive), PyScript's own package included: its checked-hash
+    .pyc files carry the hash of the very sources PyScript wrote, so Python takes them as they are."""
     page = new_page(camera_browser, site, "?camera=0&detector=wasm&landmarks=wasm")
     try:
         wait_for(page, "() => window.faceLandmarks.ready", 60, "sessions")
-        names = ["camera", "frame_loop", "ort_runtime", "facelandmarks.pipeline.tracking"]
+        names = ["app", "camera", "frame_loop", "ort_runtime", "facelandmarks.pipeline.tracking",
+                 "pyscript", "pyscript.display", "pyscript.web"]
         got = json.loads(run_python(page, f"""
-import json, os, sys
-json.dumps([sys.dont_write_bytecode] + [os.path.exists(sys.modules[n].__spec__.cached) for n in {names!r}])"""))
+import importlib, importlib.util, json, os, sys
+def used(name):
+    spec = importlib.import_module(name).__spec__
+    if not os.path.exists(spec.cached):
+        return "no .pyc"
+    with open(spec.cached, "rb") as f:
+        header = f.read(16)
+    if int.from_bytes(header[4:8], "little") == 3:          # checked-hash: the source's hash must match
+        with open(spec.origin, "rb") as f:
+            if header[8:16] != importlib.util.source_hash(f.read()):
+                return "stale .pyc"
+    return True
+json.dumps([sys.dont_write_bytecode] + [used(n) for n in {names!r}])"""))
         assert got == [True] * (1 + len(names)), dict(zip(["dont_write_bytecode"] + names, got))
     finally:
         page.close()
