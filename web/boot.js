@@ -225,7 +225,12 @@ function cameraPathFiles(m) {
 
 // ---- ONNX Runtime Web ------------------------------------------------------------------------
 const ortModules = new Map();
-const threads = Math.max(1, Number(params.get("threads")) || (self.crossOriginIsolated ? 2 : 1));
+// ONNX Runtime's own rule for its wasm threads (one per two cores, at most 4; one without cross-origin
+// isolation), unless ?threads=N. The page's main thread (Python, pixels, drawing) needs a core too: on
+// a 2-core machine 2 threads made a frame slower (FaceMesh 10.1 vs 7.1 ms, bench/page_bench.py) and
+// start-up later (starting the thread pool is on the way to the first session).
+const threads = Math.max(1, Number(params.get("threads")) ||
+  (self.crossOriginIsolated ? Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2)) : 1));
 
 function loadOrt(provider) {
   const bundle = ORT_BUNDLES[provider] ? provider : "wasm";

@@ -130,7 +130,8 @@ class PageOptions:
     """Start the camera on load (``camera=0``: don't; a photo can still be analysed)."""
 
     threads: int | None = None
-    """wasm threads; ``None``: 2 when the page is cross-origin isolated, else 1."""
+    """wasm threads; ``None``: ONNX Runtime's own rule, one per two cores (at most 4) when the page
+    is cross-origin isolated, else 1."""
 
     models: str | None = None
     """Which entry of ``models/index.json`` to load (``models=NAME``); ``None``: the index's

@@ -11,6 +11,7 @@ smoother does the same (velocity scaled by the face box). The parameters and the
 from __future__ import annotations
 
 import math
+from itertools import chain
 from typing import Sequence
 
 from .geometry import Point
@@ -49,12 +50,13 @@ class OneEuroFilter:
         a_d = _alpha(self.options.d_cutoff, dt)
         # dx = a_d·(v − x_prev)/dt + (1 − a_d)·dx_prev; x = x_prev + a·(v − x_prev) with
         # a = _alpha(min_cutoff + beta·|dx|/scale, dt) = c / (c + 1), c = 2π·dt·cutoff: the constants
-        # folded, and comprehensions, not an append loop (this runs over every point of every frame)
+        # folded, and comprehensions, not an append loop (this runs over every point of every frame);
+        # |dx| as a conditional, not abs(): a builtin call per value costs ~0.8 µs under Pyodide
         k_d, keep_d = a_d / dt, 1.0 - a_d
         c0 = 2.0 * math.pi * dt * self.options.min_cutoff
         c1 = 2.0 * math.pi * dt * self.options.beta * inv_scale
         dx_out = [k_d * (v - xp) + keep_d * dxp for v, xp, dxp in zip(values, self._x, self._dx)]
-        x_out = [xp + (c := c0 + c1 * abs(dx)) / (c + 1.0) * (v - xp)
+        x_out = [xp + (c := c0 + c1 * (dx if dx >= 0.0 else -dx)) / (c + 1.0) * (v - xp)
                  for v, xp, dx in zip(values, self._x, dx_out)]
         self._x, self._dx, self._t = x_out, dx_out, t
         return list(x_out)
@@ -70,6 +72,8 @@ class PointSmoother:
         self.filter.reset()
 
     def __call__(self, points: Sequence[Sequence[float]], t: float, scale: float = 1.0) -> list[Point]:
-        flat = [c for p in points for c in p[:2]]
+        # x, y of each point (a mesh's points carry z too); 2-D points flattened without slicing
+        flat = (list(chain.from_iterable(points)) if points and len(points[0]) == 2
+                else [c for p in points for c in p[:2]])
         out = self.filter(flat, t, scale)
         return list(zip(out[0::2], out[1::2]))
