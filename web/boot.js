@@ -466,6 +466,8 @@ if (!hasWasm) {
   //    camera path's files, and (unless ?speculate=0) their sessions on the manifest's providers
   if (params.get("speculate") !== "0") startOrtBackend().catch((e) => console.warn("ONNX Runtime's early start failed:", e));
   else loadOrt("wasm");
+  // 4. while the downloads run: the per-pixel loops compiled before the first camera frame needs them
+  setTimeout(() => pixels.warmUp(), 0);
   progress("manifest", "Model manifest: loading…");
   manifestParsed.then((m) => {
     if (!m) return;

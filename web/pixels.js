@@ -291,6 +291,22 @@ export async function grabBy(way, video, canvas, w, h) {
   return true;
 }
 
+/** Run the per-pixel loops (the camera picture's conversion, a model input's normalisation) a few
+ *  times on a small picture: the first camera frame would otherwise run them cold, in V8's
+ *  interpreter (its conversion and preprocessing took 60-70 and 10-17 ms, against ~2 and ~1 ms once
+ *  compiled). boot.js calls it while the page waits for its downloads. */
+export function warmUp() {
+  const w = 64, h = 48;
+  const frame = { visibleRect: { width: w, height: h }, colorSpace: { fullRange: false, matrix: "bt601" }, format: "I420" };
+  const layout = [{ offset: 0, stride: w }, { offset: w * h, stride: w / 2 }, { offset: (w * h * 5) / 4, stride: w / 2 }];
+  const picture = new ImageData(w, h);
+  const canvas = Object.assign(document.createElement("canvas"), { width: w, height: h });
+  for (let i = 0; i < 20; i++) {
+    yuvToRgba(frame, new Uint8Array((w * h * 3) / 2), layout, picture.data);
+    toInput(canvas, 0.5, 0, 0, 0.5, 0, 0, 32, 32, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], false);
+  }
+}
+
 /** The way of the next grab: the choice, else alternately while the first frames are timed. The very
  *  first by planes only from the camera's own frame (~10 ms here); a VideoFrame of the <video> or
  *  drawImage(video) is slow the first time (the <video>'s first picture: 120–160 ms in the page). */
