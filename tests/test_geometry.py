@@ -61,6 +61,18 @@ def test_map_flat_is_apply_all_of_the_scaled_points(stride, flat, sx, sy):
     np.testing.assert_allclose(np.column_stack([xs, ys]), np.asarray(want), rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("flat,sx,sy,zscale", [
+    ([0.1, 0.2, 0.3, 0.9, 0.5, -0.2], 192.0, 192.0, 90.0),
+    (memoryview(np.array([0.1, 0.2, 0.3, 0.9, 0.5, -0.2], np.float32)).tolist(), 2.0, 3.0, 1.0),
+    ([], 1.0, 1.0, 1.0),
+])
+def test_map_xyz_is_map_flat_with_z_scaled(flat, sx, sy, zscale):
+    t = Crop(200.0, 150.0, 90.0, 0.3).to_frame(192, 192)
+    xs, ys = t.map_flat(flat, 3, sx, sy)
+    want = [(x, y, z * zscale) for x, y, z in zip(xs, ys, flat[2::3])]
+    assert t.map_xyz(flat, sx, sy, zscale) == want
+
+
 def test_canvas_transform_is_frame_to_input():
     t = Crop(200.0, 150.0, 90.0, 0.3).to_frame(192, 192)
     a, b, c, d, e, f = t.canvas_transform()

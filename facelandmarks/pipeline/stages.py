@@ -182,9 +182,7 @@ class FacePipeline:
         mesh = None
         if mesh_flat is not None and (keep_mesh or (keep_mesh is None and not mirrored)):
             # a mirrored pass only adds points
-            zscale = crop.size
-            mx, my = to_frame.map_flat(mesh_flat, 3, w, h)
-            mesh = list(zip(mx, my, [z * zscale for z in mesh_flat[2::3]]))
+            mesh = to_frame.map_xyz(mesh_flat, w, h, crop.size)
         timings["preprocess"] = timings.get("preprocess", 0.0) + (t1 - t0) * 1e3
         timings["landmarks"] = timings.get("landmarks", 0.0) + (t2 - t1) * 1e3
         return Face(box=(min(xs), min(ys), max(xs), max(ys)), landmarks=points, presence=presence,

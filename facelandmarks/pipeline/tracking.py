@@ -241,8 +241,7 @@ class FaceTracker:
         if detector_only:
             (bx0, by0), (bx1, by1) = points[-2:]
             return replace(raw, landmarks=points[:-2], mesh=mesh, box=(bx0, by0, bx1, by1))
-        xs = [p[0] for p in points]
-        ys = [p[1] for p in points]
+        xs, ys = zip(*points)          # (x, y) pairs: the transpose in C
         return replace(raw, landmarks=points, mesh=mesh, box=(min(xs), min(ys), max(xs), max(ys)))
 
 
