@@ -4,7 +4,7 @@
 //     against the manifest with crypto.subtle before any session sees them);
 //   * the camera (getUserMedia 640x480);
 //   * ONNX Runtime Web bundles, imported on demand per provider (wasm / webgl / webgpu);
-//   * then PyScript itself (web/main.py takes over: it decides, creates the sessions and runs the loop).
+//   * then PyScript itself (main.py → app.py decide, create the sessions and run the loop).
 // Python reaches all of this as `window.faceBoot`. Pyodide's own boot starts before all of this, in
 // python_boot.mjs (imported first, so it is evaluated first).
 import * as python from "./python_boot.mjs";

@@ -1,6 +1,6 @@
 // Pixels → model input, and the overlay drawing: the only per-pixel / per-point loops of the page.
-// Python (ort_runtime.py, main.py) calls these through the Pyodide FFI with a handful of numbers, so
-// no pixel ever crosses into Python.
+// The page's Python (ort_runtime.py, frame_loop.py, output.py, photo.py) calls these through the
+// Pyodide FFI with a handful of numbers, so no pixel ever crosses into Python.
 
 const inputs = new Map();   // "WxH" → {canvas, ctx}: one scratch canvas per model input size
 
