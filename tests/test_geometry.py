@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelandmarks.pipeline.geometry import (Affine, Crop, crop_from_box, crop_from_points,
+from facelandmarks.pipeline.geometry import (Affine, Crop, MappedPoints, crop_from_box, crop_from_points,
                                              eye_line_angle, iou, letterbox)
 
 
@@ -71,6 +71,43 @@ def test_map_xyz_is_map_flat_with_z_scaled(flat, sx, sy, zscale):
     xs, ys = t.map_flat(flat, 3, sx, sy)
     want = [(x, y, z * zscale) for x, y, z in zip(xs, ys, flat[2::3])]
     assert t.map_xyz(flat, sx, sy, zscale) == want
+
+
+MESH_LIKE = np.random.default_rng(7).uniform(-0.2, 1.2, (50, 3)).round(4).ravel().tolist()
+
+
+@pytest.mark.parametrize("crop,sx,sy,zscale", [
+    (Crop(200.0, 150.0, 90.0, 0.3), 192.0, 192.0, 90.0),
+    (Crop(320.0, 240.0, 300.0, -2.5), 192.0, 192.0, 300.0),
+    (Crop(10.0, 5.0, 40.0, 0.0), 2.0, 3.0, 1.0),
+])
+def test_mapped_points_are_map_xyz_read_lazily(crop, sx, sy, zscale):
+    t = crop.to_frame(192, 192)
+    want = t.map_xyz(MESH_LIKE, sx, sy, zscale)
+    pts = MappedPoints(MESH_LIKE, t, sx, sy, zscale)
+    assert len(pts) == 50 and repr(pts) == "MappedPoints(50 points)"
+    # single points are mapped alone (the list is not built)...
+    for i in (0, 13, 49, -1, -50):
+        assert pts[i] == pytest.approx(want[i], abs=1e-9)
+    assert pts._points is None
+    with pytest.raises(IndexError):
+        pts[50]
+    with pytest.raises(IndexError):
+        pts[-51]
+    # ...the whole sequence on first iteration, slice or len-and-index use
+    assert pts[2:5] == want[2:5] and list(pts) == want and pts[-1] == want[-1]
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.4, -1.3, math.pi])
+def test_crop_from_mapped_points_reads_their_extent_without_mapping(angle):
+    t = Crop(250.0, 180.0, 120.0, angle).to_frame(192, 192)
+    pts = MappedPoints(MESH_LIKE, t, 192.0, 192.0, 120.0)
+    right, left = pts[3], pts[11]
+    lazy = crop_from_points(pts, right, left, 1.5)
+    assert pts._points is None
+    full = crop_from_points(t.map_xyz(MESH_LIKE, 192.0, 192.0, 120.0), right, left, 1.5)
+    assert (lazy.cx, lazy.cy, lazy.size, lazy.angle) == pytest.approx((full.cx, full.cy, full.size, full.angle),
+                                                                      abs=1e-9)
 
 
 def test_canvas_transform_is_frame_to_input():

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from facelandmarks.pipeline.geometry import Crop, box_of, iou
+from facelandmarks.pipeline.geometry import Crop, box_of, crop_from_points, iou
 from facelandmarks.pipeline.results import Detection, Face, FrameResult
 from facelandmarks.pipeline.options import OneEuroOptions, TrackerOptions
 from facelandmarks.pipeline.tracking import FaceTracker, face_json
@@ -195,6 +195,14 @@ def test_real_models_track_a_moving_face(models_dir):
         assert len(r.faces) == 1, f"frame {i}: lost the face"
         assert iou(r.faces[0].face.box, truth) > 0.5, f"frame {i}: {r.faces[0].face.box} vs {truth}"
     assert calls["detect"] == 1
+    # the next crop came from the mesh's extent without mapping its 468 points; mapped, the same crop
+    face = r.faces[0].raw
+    lazy = pipe.crop_for_face(face)
+    assert face.mesh._points is None and len(face.mesh) == 468
+    lm = manifest.landmarks
+    mesh = list(face.mesh)
+    full = crop_from_points(mesh, mesh[lm.mesh_right_eye], mesh[lm.mesh_left_eye], lm.crop_scale)
+    assert (lazy.cx, lazy.cy, lazy.size, lazy.angle) == pytest.approx((full.cx, full.cy, full.size, full.angle))
 
 
 # -- a user's own models (exports of the seed's trained weights; see tests/own_models.py) -----------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence, overload
 
 Point = tuple[float, float]
 
@@ -151,14 +151,76 @@ def crop_from_points(points: Sequence[Sequence[float]], right_eye: Sequence[floa
                      left_eye: Sequence[float], scale: float) -> Crop:
     """The landmark crop that follows a face's own landmarks (second pass and tracking): the points'
     extent measured along the eye line and across it, centred on that extent, ``scale`` × its long
-    side."""
+    side. ``points`` may be :class:`MappedPoints`: then the extent comes from its model outputs
+    without mapping them."""
     angle = eye_line_angle(right_eye, left_eye)
     cos, sin = math.cos(angle), math.sin(angle)
-    us = [p[0] * cos + p[1] * sin for p in points]      # coordinates in the face's own axes
-    vs = [-p[0] * sin + p[1] * cos for p in points]
-    u0, u1, v0, v1 = min(us), max(us), min(vs), max(vs)
+    if isinstance(points, MappedPoints):
+        u0, u1, v0, v1 = points.extent(cos, sin)
+    else:
+        us = [p[0] * cos + p[1] * sin for p in points]      # coordinates in the face's own axes
+        vs = [-p[0] * sin + p[1] * cos for p in points]
+        u0, u1, v0, v1 = min(us), max(us), min(vs), max(vs)
     uc, vc = (u0 + u1) / 2.0, (v0 + v1) / 2.0
     return Crop(uc * cos - vc * sin, uc * sin + vc * cos, scale * max(u1 - u0, v1 - v0), angle)
+
+
+class MappedPoints(Sequence[tuple[float, float, float]]):
+    """A model's flat x, y, z outputs seen as frame-pixel (x, y, z) points, mapped on first use.
+
+    The point ``i`` is :meth:`Affine.map_xyz` of the flat values: (x·sx, y·sy) through ``to_frame``,
+    z × ``zscale``. A tracked frame needs FaceMesh's 468 points only to draw, publish or smooth
+    them (off by default in the page); the next crop needs only their extent, which :meth:`extent`
+    reads straight from the flat values. So a frame that shows the 98 points maps none of them."""
+
+    __slots__ = ("flat", "to_frame", "sx", "sy", "zscale", "_points")
+
+    def __init__(self, flat: Sequence[float], to_frame: Affine, sx: float = 1.0, sy: float = 1.0,
+                 zscale: float = 1.0):
+        self.flat, self.to_frame, self.sx, self.sy, self.zscale = flat, to_frame, sx, sy, zscale
+        self._points: list[tuple[float, float, float]] | None = None
+
+    def points(self) -> list[tuple[float, float, float]]:
+        if self._points is None:
+            self._points = self.to_frame.map_xyz(self.flat, self.sx, self.sy, self.zscale)
+        return self._points
+
+    def __len__(self) -> int:
+        return len(self.flat) // 3
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[float, float, float]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[float, float, float]]: ...
+
+    def __getitem__(self, i):
+        if self._points is not None or isinstance(i, slice):
+            return self.points()[i]
+        n = len(self)            # one point (e.g. an eye for the next crop's angle): map it alone
+        if not -n <= i < n:
+            raise IndexError(f"point {i} of {n}")
+        i = i + n if i < 0 else i
+        x, y, z = self.flat[3 * i: 3 * i + 3]
+        t = self.to_frame
+        x, y = x * self.sx, y * self.sy
+        return (t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f, z * self.zscale)
+
+    def __iter__(self) -> Iterator[tuple[float, float, float]]:
+        return iter(self.points())
+
+    def __repr__(self) -> str:
+        return f"MappedPoints({len(self)} points{', mapped' if self._points is not None else ''})"
+
+    def extent(self, cos: float, sin: float) -> tuple[float, float, float, float]:
+        """min u, max u, min v, max v of the mapped points in the axes u = (cos, sin),
+        v = (−sin, cos): each is linear in the flat x, y, so one multiply-add per coordinate."""
+        t, sx, sy = self.to_frame, self.sx, self.sy
+        ua, ub, uc = (cos * t.a + sin * t.d) * sx, (cos * t.b + sin * t.e) * sy, cos * t.c + sin * t.f
+        va, vb, vc = (cos * t.d - sin * t.a) * sx, (cos * t.e - sin * t.b) * sy, cos * t.f - sin * t.c
+        xs, ys = self.flat[0::3], self.flat[1::3]
+        us = [ua * x + ub * y for x, y in zip(xs, ys)]
+        vs = [va * x + vb * y for x, y in zip(xs, ys)]
+        return min(us) + uc, max(us) + uc, min(vs) + vc, max(vs) + vc
 
 
 def box_of(points: Iterable[Sequence[float]]) -> tuple[float, float, float, float]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from .geometry import Crop, Point
 
@@ -31,7 +32,9 @@ class Face:
     presence: float | None = None
     """The landmark graph's face presence on this face's (last) crop, 0..1; ``None`` without a
     landmark graph (the detector's keypoints are the landmarks)."""
-    mesh: list[tuple[float, float, float]] | None = None   # 468 FaceMesh vertices (x, y, z) in pixels
+    mesh: Sequence[tuple[float, float, float]] | None = None
+    """468 FaceMesh vertices (x, y, z) in frame pixels; from the pipeline a
+    :class:`~.geometry.MappedPoints`, which maps them when first read."""
     crop: Crop | None = None                      # where the landmark stage looked (last pass)
 
     def label(self) -> str:

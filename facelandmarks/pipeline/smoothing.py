@@ -39,7 +39,7 @@ class OneEuroFilter:
     def __call__(self, values: Sequence[float], t: float, scale: float = 1.0) -> list[float]:
         """Filter the sample ``values`` taken at time ``t`` (seconds). ``scale`` divides speeds
         (pass the face size in pixels so speeds are in face sizes per second)."""
-        values = [float(v) for v in values]
+        values = list(values)        # floats already (model outputs); no float() per value
         if self._x is None or len(values) != len(self._x) or self._t is None:
             self._x, self._dx, self._t = values, [0.0] * len(values), t
             return list(values)

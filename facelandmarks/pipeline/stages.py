@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from typing import Any, Protocol, Sequence
 
-from .geometry import Affine, Crop, box_of, crop_from_box, crop_from_points, iou, letterbox
+from .geometry import Affine, Crop, MappedPoints, box_of, crop_from_box, crop_from_points, iou, letterbox
 from .manifest import DetectorSpec, GraphSpec, InputSpec, Manifest
 from .options import PipelineOptions
 from .results import Detection, Face, FrameResult
@@ -155,8 +155,9 @@ class FacePipeline:
 
         ``mirrored`` samples the crop flipped left-right (the flip is part of the sampling affine,
         so outputs map straight back to frame pixels) and swaps the layout's left/right points.
-        ``keep_mesh``: map the mesh back too (default: only for an un-mirrored pass; a mirrored
-        pass's mesh is in mirrored vertex order)."""
+        ``keep_mesh``: keep the mesh too (default: only for an un-mirrored pass; a mirrored
+        pass's mesh is in mirrored vertex order). The mesh is mapped to the frame when first used
+        (:class:`~.geometry.MappedPoints`)."""
         lm = self.manifest.landmarks
         timings = {} if timings is None else timings
         w, h = lm.input.width, lm.input.height
@@ -182,7 +183,7 @@ class FacePipeline:
         mesh = None
         if mesh_flat is not None and (keep_mesh or (keep_mesh is None and not mirrored)):
             # a mirrored pass only adds points
-            mesh = to_frame.map_xyz(mesh_flat, w, h, crop.size)
+            mesh = MappedPoints(mesh_flat, to_frame, w, h, crop.size)
         timings["preprocess"] = timings.get("preprocess", 0.0) + (t1 - t0) * 1e3
         timings["landmarks"] = timings.get("landmarks", 0.0) + (t2 - t1) * 1e3
         return Face(box=(min(xs), min(ys), max(xs), max(ys)), landmarks=points, presence=presence,
