@@ -51,8 +51,6 @@ def main(argv=None) -> int:
     folders = {"A": args.a, "B": args.b}
     files = {v: variant_files(f) for v, f in folders.items()}
     originals = {p: (WEB / p).read_bytes() for p in set(files["A"]) | set(files["B"])}
-    launch_args = helpers.browser_args
-    helpers.browser_args = lambda video: launch_args(video) + args.chromium_arg
     marks: dict[str, list[dict]] = {"A": [], "B": []}
     try:
         with tempfile.TemporaryDirectory() as tmp, helpers.serve() as url, sync_playwright() as pw:
@@ -64,9 +62,8 @@ def main(argv=None) -> int:
                     for p in files[v]:
                         shutil.copyfile(folders[v] / p, WEB / p)
                     time.sleep(0.5)
-                    marks[v].append(startup_bench.one_load(pw, url, video))
+                    marks[v].append(startup_bench.one_load(pw, url, video, args.chromium_arg))
     finally:
-        helpers.browser_args = launch_args
         for p, data in originals.items():
             (WEB / p).write_bytes(data)
     for v in "AB":

@@ -22,8 +22,9 @@ QUERY = "?detector=wasm&landmarks=wasm&parser=wasm"
 FIRST = "first frame: "     # prefix of the first camera frame's own stage timings among the marks
 
 
-def one_load(pw, url: str, video: Path) -> dict[str, float]:
-    with helpers.launch(pw, helpers.browser_args(video)) as ctx:
+def one_load(pw, url: str, video: Path, chromium_args: list[str] = ()) -> dict[str, float]:
+    """One cold load in a fresh profile (``chromium_args``: extra switches); its marks."""
+    with helpers.launch(pw, helpers.browser_args(video) + list(chromium_args)) as ctx:
         page = ctx.new_page()
         # the first camera frame's own timings (grab, stages, Python), from its "faces" event
         page.add_init_script("addEventListener('faces', (e) => { if (e.detail.source === 'camera' &&"

@@ -200,10 +200,7 @@ class MappedPoints(Sequence[tuple[float, float, float]]):
         if not -n <= i < n:
             raise IndexError(f"point {i} of {n}")
         i = i + n if i < 0 else i
-        x, y, z = self.flat[3 * i: 3 * i + 3]
-        t = self.to_frame
-        x, y = x * self.sx, y * self.sy
-        return (t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f, z * self.zscale)
+        return self.to_frame.map_xyz(self.flat[3 * i: 3 * i + 3], self.sx, self.sy, self.zscale)[0]
 
     def __iter__(self) -> Iterator[tuple[float, float, float]]:
         return iter(self.points())
