@@ -202,6 +202,26 @@ def test_wasm_path_same_origin_and_same_landmarks_as_cli(camera_browser, site, k
         page.close()
 
 
+@pytest.mark.parametrize("case, query, in_worker", [
+    ("by default", "", True),
+    ("asked not to", "&proxy=0", False),
+])
+def test_the_wasm_backend_runs_in_onnx_runtimes_worker_or_where_asked(camera_browser, site, known_box, case,
+                                                                       query, in_worker):
+    """ONNX Runtime's wasm backend (every stage here) runs in its own worker (env.wasm.proxy), off the
+    page's main thread; ?proxy=0 keeps it on the main thread. Either way the camera path gives the
+    CLI's landmarks, frame after frame (each run transfers its inputs to the worker: a reused buffer
+    would be detached on the next frame)."""
+    page = new_page(camera_browser, site, "?detector=wasm&landmarks=wasm&parser=wasm&smooth=0" + query)
+    try:
+        check_camera_path(page, known_box, frames=4)
+        workers = [w.url for w in page.workers]
+        assert any(u.endswith("/ort.wasm.min.mjs") for u in workers) == in_worker, (case, workers)
+        assert page.errors == []
+    finally:
+        page.close()
+
+
 def on_software_webgl(check, attempts: int = 2):
     """Run ``check()`` (which opens and closes its own page) again if Chromium's renderer crashed.
 
