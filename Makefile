@@ -40,7 +40,8 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-$(VENDORED): node_modules/.package-lock.json scripts/vendor.mjs
+# the memory snapshot holds the pipeline's modules (scripts/vendor.mjs), so it is made again with them
+$(VENDORED): node_modules/.package-lock.json scripts/vendor.mjs $(wildcard facelandmarks/pipeline/*.py)
 	npm run vendor
 
 node-deps: $(VENDORED)

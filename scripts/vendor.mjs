@@ -3,7 +3,8 @@
 //
 //   web/vendor/pyscript-<v>/  @pyscript/core/dist (no source maps)
 //   web/vendor/pyodide-<v>/   pyodide.mjs, pyodide.asm.mjs, pyodide.asm.wasm, python_stdlib.zip, pyodide-lock.json,
-//                             snapshot.bin.gz (Pyodide's memory once booted, made here; see makeSnapshot)
+//                             snapshot.bin.gz (Pyodide's memory once booted, with the pipeline's
+//                             modules imported, made here; see makeSnapshot)
 //   web/vendor/ort-<v>/       ort.wasm.min.mjs  + ort-wasm-simd-threaded.{mjs,wasm}   (wasm sessions, ~2.7 MB br)
 //                             ort.webgl.min.mjs                                     (webgl sessions, pure JS)
 //                             ort.webgpu.min.mjs + ort-wasm-simd-threaded.asyncify.{mjs,wasm}
@@ -148,14 +149,45 @@ const OFF_PATH = new Set(["ort-wasm-simd-threaded.asyncify.wasm"]);
 const SNAPSHOT_IMPORTS = ["statistics", "html.entities", "encodings.cp437"];
 const SNAPSHOT_CHECK = "import csv, colorsys; 'ok'";   // imports from the zip after a restore
 
+// The pipeline's modules (facelandmarks/pipeline/*.py, stdlib-only) are imported into the snapshot
+// too, from the files at the paths where python.zip unpacks them (Pyodide's working directory), so
+// the page's imports of them cost nothing: −0.15 s of the main thread at start-up here, first
+// landmarks −0.14 s (bench/startup_ab.py, 8 pairs). The snapshot then holds a copy of the pipeline:
+// each module carries the sha256 of the source it was made from (__snapshot_sha256__), and the page
+// (web/frozen_pipeline.py) drops them all in favour of python.zip's when any differs. The Makefile
+// re-vendors when the pipeline changes.
+const PIPELINE = join(root, "facelandmarks", "pipeline");
+const pipelineSources = () => readdirSync(PIPELINE).filter((f) => f.endsWith(".py")).sort()
+  .map((f) => ({ path: `facelandmarks/pipeline/${f}`, bytes: readFileSync(join(PIPELINE, f)) }));
+const moduleName = (path) => path.replace(/\.py$/, "").replace(/\/__init__$/, "").replaceAll("/", ".");
+
+function importPipeline(py) {
+  py.FS.mkdirTree("facelandmarks/pipeline");
+  py.FS.writeFile("facelandmarks/__init__.py", "");     // build_site writes its own (a docstring)
+  const digests = {};
+  for (const { path, bytes } of pipelineSources()) {
+    py.FS.writeFile(path, bytes);
+    digests[moduleName(path)] = createHash("sha256").update(bytes).digest("hex");
+  }
+  py.runPython(`import importlib, sys
+for name, digest in ${JSON.stringify(digests)}.items():
+    importlib.import_module(name).__snapshot_sha256__ = digest
+del importlib, name, digest`);
+  return Object.keys(digests);
+}
+
 async function makeSnapshot(pyodideDir) {
   const { loadPyodide } = await import(join(nm, "pyodide", "pyodide.mjs"));
   const paths = { indexURL: join(nm, "pyodide") + "/", stdLibURL: join(pyodideDir, "python_stdlib.zip") };
   const maker = await loadPyodide({ ...paths, _makeSnapshot: true });
   maker.runPython(SNAPSHOT_IMPORTS.map((m) => `import ${m}`).join("\n"));
+  const pipeline = importPipeline(maker);
   const snapshot = maker.makeMemorySnapshot();
   const check = await loadPyodide({ ...paths, _loadSnapshot: snapshot });
   if (check.runPython(SNAPSHOT_CHECK) !== "ok") throw new Error("the Pyodide snapshot does not restore");
+  const frozen = check.runPython(`import sys; ' '.join(sorted(n for n, m in sys.modules.items()
+    if hasattr(m, '__snapshot_sha256__')))`);
+  if (frozen !== [...pipeline].sort().join(" ")) throw new Error(`the snapshot holds ${frozen}, not the pipeline`);
   writeFileSync(join(pyodideDir, "snapshot.bin.gz"), await gzipAsync(snapshot, { level: 9 }));
 }
 

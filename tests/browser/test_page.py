@@ -453,12 +453,12 @@ def test_each_page_gets_its_own_random_state(camera_browser, site):
 def test_page_modules_import_from_their_bytecode(camera_browser, site):
     """python.zip's .pyc files are the ones Python imports (Pyodide never writes bytecode, so a .pyc
     in its file system came from the archive), PyScript's own package included: its checked-hash
-    .pyc files carry the hash of the very sources PyScript wrote, so Python takes them as they are."""
+    .pyc files carry the hash of the very sources PyScript wrote, so Python takes them as they are.
+    (The pipeline's modules come from the memory snapshot: see the next test.)"""
     page = new_page(camera_browser, site, "?camera=0&detector=wasm&landmarks=wasm")
     try:
         wait_for(page, "() => window.faceLandmarks.ready", 60, "sessions")
-        names = ["app", "camera", "frame_loop", "ort_runtime", "facelandmarks.pipeline.tracking",
-                 "pyscript", "pyscript.display", "pyscript.web"]
+        names = ["app", "camera", "frame_loop", "ort_runtime", "pyscript", "pyscript.display", "pyscript.web"]
         got = json.loads(run_python(page, f"""
 import importlib, importlib.util, json, os, sys
 def used(name):
@@ -474,6 +474,48 @@ def used(name):
     return True
 json.dumps([sys.dont_write_bytecode] + [used(n) for n in {names!r}])"""))
         assert got == [True] * (1 + len(names)), dict(zip(["dont_write_bytecode"] + names, got))
+    finally:
+        page.close()
+
+
+def _python_zip_with_another_tracking(route):
+    """python.zip as build_site wrote it, but with a tracking.py that differs from the snapshot's."""
+    import io
+    import zipfile
+    out = io.BytesIO()
+    with zipfile.ZipFile(helpers.WEB / "python.zip") as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "facelandmarks/pipeline/tracking.py":
+                data += b"\n# not the source the snapshot was made from\n"
+            dst.writestr(info, data)
+    route.fulfill(status=200, content_type="application/zip", body=out.getvalue())
+
+
+@pytest.mark.parametrize("case, routes, from_snapshot", [
+    ("python.zip's pipeline is the snapshot's", [], True),
+    ("python.zip carries another tracking.py", [("**/python.zip", _python_zip_with_another_tracking)], False),
+])
+def test_the_pipeline_comes_from_the_snapshot_while_it_is_python_zips(camera_browser, site, case, routes,
+                                                                      from_snapshot):
+    """scripts/vendor.mjs imports the pipeline into Pyodide's memory snapshot (each module carrying
+    its source's sha256); the page keeps those modules only while every one matches python.zip's file,
+    else it imports the whole package from python.zip with one console warning. The face is found
+    either way."""
+    page = new_page(camera_browser, site, "?detector=wasm&landmarks=wasm&parser=wasm", routes=routes)
+    try:
+        first_camera_frame(page)
+        frozen = json.loads(run_python(page, """
+import json, sys
+json.dumps({n: hasattr(m, '__snapshot_sha256__') for n, m in sys.modules.items()
+            if n.startswith('facelandmarks.pipeline')})"""))
+        assert "facelandmarks.pipeline.tracking" in frozen and "facelandmarks.pipeline.stages" in frozen, frozen
+        assert set(frozen.values()) == {from_snapshot}, (case, frozen)
+        warned = [w for w in page.warnings if "snapshot holds another version" in w]
+        assert len(warned) == (0 if from_snapshot else 1), (case, page.warnings)
+        if not from_snapshot:
+            assert "facelandmarks.pipeline.tracking" in warned[0]
+        assert page.errors == []
     finally:
         page.close()
 
