@@ -152,7 +152,7 @@ const SNAPSHOT_CHECK = "import csv, colorsys; 'ok'";   // imports from the zip a
 // The pipeline's modules (facelandmarks/pipeline/*.py, stdlib-only) are imported into the snapshot
 // too, from the files at the paths where python.zip unpacks them (Pyodide's working directory), so
 // the page's imports of them cost nothing: −0.15 s of the main thread at start-up here, first
-// landmarks −0.14 s (bench/startup_ab.py, 8 pairs). The snapshot then holds a copy of the pipeline:
+// landmarks −0.14 s and −0.23 s (bench/startup_ab.py, two batches of 8 pairs). The snapshot then holds a copy of the pipeline:
 // each module carries the sha256 of the source it was made from (__snapshot_sha256__), and the page
 // (web/frozen_pipeline.py) drops them all in favour of python.zip's when any differs. The Makefile
 // re-vendors when the pipeline changes.
