@@ -22,6 +22,21 @@ QUERY = "?detector=wasm&landmarks=wasm&parser=wasm"
 FIRST = "first frame: "     # prefix of the first camera frame's own stage timings among the marks
 
 
+def wait_first_landmarks(page, timeout: float = 180.0) -> float:
+    """Poll until the page reports its first landmarks (ms since navigation); its error, raised."""
+    deadline = time.time() + timeout
+    while True:
+        state = page.evaluate("() => window.faceLandmarks && (window.faceLandmarks.firstLandmarksMs"
+                              " || window.faceLandmarks.error)")
+        if isinstance(state, str):
+            raise RuntimeError(f"the page reports {state}")
+        if state:
+            return float(state)
+        if time.time() > deadline:
+            raise TimeoutError(f"no first landmarks within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 def one_load(pw, url: str, video: Path, chromium_args: list[str] = ()) -> dict[str, float]:
     """One cold load in a fresh profile (``chromium_args``: extra switches); its marks."""
     with helpers.launch(pw, helpers.browser_args(video) + list(chromium_args)) as ctx:
@@ -30,19 +45,9 @@ def one_load(pw, url: str, video: Path, chromium_args: list[str] = ()) -> dict[s
         page.add_init_script("addEventListener('faces', (e) => { if (e.detail.source === 'camera' &&"
                              " !window.__firstTimings) window.__firstTimings = e.detail.timings; })")
         page.goto(url + QUERY)
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            state = page.evaluate("() => window.faceLandmarks && (window.faceLandmarks.firstLandmarksMs"
-                                  " || window.faceLandmarks.error)")
-            if state:
-                break
-            time.sleep(0.05)
-        else:
-            raise TimeoutError("no first landmarks within 180 s")
-        if isinstance(state, str):
-            raise RuntimeError(f"the page reports {state}")
+        first = wait_first_landmarks(page)
         marks = page.evaluate("() => window.faceBoot.marks")
-        marks["first_landmarks"] = state
+        marks["first_landmarks"] = first
         for k, v in (page.evaluate("() => window.__firstTimings") or {}).items():
             marks[FIRST + k] = v
         return marks

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench import browser as helpers
-from bench.startup_bench import QUERY
+from bench.startup_bench import QUERY, wait_first_landmarks
 
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 10.0
 
@@ -59,38 +59,39 @@ def thread_kind(pid: int, tid: int, comm: str) -> str:
     return "renderer: other threads"
 
 
-def renderer_thread_ticks(pids) -> dict[tuple[int, int], tuple[int, str]]:
-    """(pid, tid) → (user + system jiffies, kind) for every thread of the renderer processes."""
-    out = {}
-    for pid in pids:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-            except OSError:
-                continue
-            comm = stat[stat.find("(") + 1:stat.rfind(")")]
-            fields = stat[stat.rfind(")") + 2:].split()
-            out[(pid, int(tid))] = (int(fields[11]) + int(fields[12]), thread_kind(pid, int(tid), comm))
-    return out
+def stat_ticks(stat_file: str) -> tuple[str, int]:
+    """(name, user + system jiffies) of a process or thread, from its /proc stat file."""
+    stat = Path(stat_file).read_text()
+    fields = stat[stat.rfind(")") + 2:].split()
+    return stat[stat.find("(") + 1:stat.rfind(")")], int(fields[11]) + int(fields[12])
 
 
-def process_ticks() -> dict[int, tuple[int, str]]:
-    """pid → (user + system jiffies, kind) for every process we may read."""
+def cpu_ticks() -> dict[tuple[int, ...], tuple[int, str]]:
+    """(pid,) → (jiffies, kind) for every process we may read, and (pid, tid) → (jiffies, kind) for
+    every thread of the renderer processes (their split: main thread, workers, thread pool)."""
     out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
+        pid = int(entry)
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            _, ticks = stat_ticks(f"/proc/{pid}/stat")
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        out[int(entry)] = (int(fields[11]) + int(fields[12]), process_kind(cmd))
+        out[(pid,)] = (ticks, process_kind(cmd))
+        if out[(pid,)][1] != "renderer":
+            continue
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:                                   # it has just ended
+            continue
+        for tid in tids:
+            try:
+                comm, ticks = stat_ticks(f"/proc/{pid}/task/{tid}/stat")
+            except OSError:
+                continue
+            out[(pid, tid)] = (ticks, thread_kind(pid, tid, comm))
     return out
 
 
@@ -124,28 +125,14 @@ def one_load(pw, url: str, video: Path, chromium_args: list[str]) -> dict:
     with helpers.launch(pw, helpers.browser_args(video) + chromium_args) as ctx:
         page = ctx.new_page()
         time.sleep(1.0)                                   # let Chromium's own start settle
-        before = process_ticks()
-        renderers = [pid for pid, (_, kind) in before.items() if kind == "renderer"]
-        threads_before = renderer_thread_ticks(renderers)
+        before = cpu_ticks()
         with BusySampler() as busy:
             page.goto(url + QUERY)
-            deadline = time.time() + 180
-            while not page.evaluate("() => window.faceLandmarks && (window.faceLandmarks.firstLandmarksMs"
-                                    " || window.faceLandmarks.error)"):
-                if time.time() > deadline:
-                    raise TimeoutError("no first landmarks within 180 s")
-                time.sleep(0.05)
-        after = process_ticks()
-        renderers = [pid for pid, (_, kind) in after.items() if kind == "renderer"]
-        threads_after = renderer_thread_ticks(renderers)
-        first = page.evaluate("() => window.faceLandmarks.firstLandmarksMs")
-        if not isinstance(first, (int, float)):
-            raise RuntimeError(f"the page reports {page.evaluate('() => window.faceLandmarks.error')}")
+            first = wait_first_landmarks(page)
+        after = cpu_ticks()
     cpu = collections.Counter()
-    for pid, (ticks, kind) in after.items():
-        cpu[kind] += (ticks - before.get(pid, (0,))[0]) * TICK_MS
-    for key, (ticks, kind) in threads_after.items():
-        cpu[kind] += (ticks - threads_before.get(key, (0,))[0]) * TICK_MS
+    for key, (ticks, kind) in after.items():
+        cpu[kind] += (ticks - before.get(key, (0,))[0]) * TICK_MS
     return {"first": float(first), "busy": busy.samples, "cpu": cpu}
 
 
