@@ -9,6 +9,8 @@
 // python_boot.mjs (imported first, so it is evaluated first).
 import * as python from "./python_boot.mjs";
 import * as pixels from "./pixels.js";
+import { runAndCopy, warmUp } from "./ort_session.js";
+import { OrtWorker } from "./ort_worker_client.js";
 
 const VENDOR = {
   ort: "./vendor/ort-1.30.0/",
@@ -238,24 +240,33 @@ const ortModules = new Map();
 const threads = Math.max(1, Number(params.get("threads")) ||
   (self.crossOriginIsolated ? Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2)) : 1));
 
-// The wasm backend runs in ONNX Runtime's own worker (env.wasm.proxy): compiling its 14 MB wasm,
-// creating the sessions, their first runs and every later run then leave the page's main thread to
-// Pyodide's boot, PyScript and the page's Python. Measured here (bench/startup_ab.py, 8 interleaved
-// pairs without GPU compositing): Python ready ~0.45 s sooner, first landmarks −0.1 s median; per
-// frame unchanged (bench/page_bench.py). Each run posts its inputs to the worker and transfers their
-// buffers (runGraph's feeds are used once), and a session's model bytes are transferred too, so
-// createSession hands it a copy. ?proxy=0 keeps the backend on the main thread.
-const wasmInWorker = params.get("proxy") !== "0" && typeof Worker === "function";
+// The wasm backend runs in a worker of the page's own (ort_worker.js): compiling its 14 MB wasm,
+// starting ONNX Runtime, creating the sessions, their first runs and every later run leave the page's
+// main thread to Pyodide's boot, PyScript and the page's Python, and the worker gets from its start to
+// warm sessions without waiting for that thread (ort_worker.js says why not ONNX Runtime's own
+// env.wasm.proxy). Each run posts its inputs to the worker and transfers their buffers (runGraph's
+// feeds are used once); a session's model bytes are transferred too, so createSession hands it a copy.
+// ?worker=0 keeps the backend on the main thread; so does a worker that fails to start (said once).
+const wasmInWorker = params.get("worker") !== "0" && typeof Worker === "function";
+// loadOrt("wasm")'s answer while the worker runs the wasm backend: runGraph goes by the session
+const ORT_IN_WORKER = Object.freeze({ inWorker: true });
+let ortWorker = null;
 
 function loadOrt(provider) {
   const bundle = ORT_BUNDLES[provider] ? provider : "wasm";
+  if (bundle === "wasm" && ortWorker && !ortModules.has(bundle)) {
+    return ortWorker.ready.then(() => ORT_IN_WORKER, (e) => {
+      if (ortWorker) console.warn("ONNX Runtime's worker did not start; running its wasm backend on the page's main thread:", e);
+      ortWorker = null;
+      return loadOrt(provider);
+    });
+  }
   if (!ortModules.has(bundle)) {
     const p = (async () => {
       progress(`ort:${bundle}`, `ONNX Runtime (${bundle}): loading…`);
       const ort = await import(VENDOR.ort + ORT_BUNDLES[bundle]);
       ort.env.wasm.wasmPaths = new URL(VENDOR.ort, location.href).href;
       ort.env.wasm.numThreads = threads;
-      ort.env.wasm.proxy = bundle === "wasm" && wasmInWorker;   // webgpu's JSEP needs the main thread
       ort.env.logLevel = "error";
       progress(`ort:${bundle}`, `ONNX Runtime (${bundle}): ready`, "done");
       return ort;
@@ -266,14 +277,21 @@ function loadOrt(provider) {
   return ortModules.get(bundle);
 }
 
-// ONNX Runtime's wasm backend (compiling its 14 MB wasm, starting its threads) starts with the first
-// session, and the camera path's sessions wait for the manifest and the models. A one-node graph
-// (Identity on a float[1]; made with onnx.helper, 72 bytes) starts it at the page's first bytes.
+// ONNX Runtime's wasm backend (compiling its 14 MB wasm, OrtInit, the first session's one-time costs)
+// starts with the first session, and the camera path's sessions wait for the manifest and the models.
+// A one-node graph (Identity on a float[1]; made with onnx.helper, 72 bytes) starts it at the page's
+// first bytes: in ort_worker.js (its init request), or here with ?worker=0.
 const IDENTITY_ONNX = "CAgSADo8ChAKAXgSAXkiCElkZW50aXR5EgZ3YXJtdXBaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAN";
+
+const identityModel = () => Uint8Array.from(atob(IDENTITY_ONNX), (c) => c.charCodeAt(0));
 
 async function startOrtBackend() {
   const ort = await loadOrt("wasm");
-  const bytes = Uint8Array.from(atob(IDENTITY_ONNX), (c) => c.charCodeAt(0));
+  if (ort === ORT_IN_WORKER) {
+    mark("ort:backend");
+    return;
+  }
+  const bytes = identityModel();
   const session = await ort.InferenceSession.create(bytes, SESSION_OPTIONS("wasm"));
   mark("ort:backend");
   await session.release();
@@ -285,39 +303,22 @@ async function startOrtBackend() {
 const sessions = new Map();
 const SESSION_OPTIONS = (provider) => ({ executionProviders: [provider], graphOptimizationLevel: "all" });
 
-// A session's first run is several times slower than the next ones (buffers, kernels, on webgl
-// the shaders): the camera path's sessions make it on zeros while Python boots (speculate), so the
-// first camera frame runs at the speed of the others. Inputs of unknown size are left cold.
-const ARRAYS = { float32: Float32Array, uint8: Uint8Array, int32: Int32Array };
-
-async function warmUp(session, ort) {
-  const inputs = session.inputMetadata ?? [];
-  const fixed = (meta) => meta.isTensor && ARRAYS[meta.type] &&
-    (meta.shape ?? []).every((d) => Number.isInteger(d) && d > 0);
-  if (!inputs.every(fixed)) return;
-  const feeds = {};
-  for (const { name, type, shape } of inputs) {
-    feeds[name] = new ort.Tensor(type, new ARRAYS[type](shape.reduce((a, b) => a * b, 1)), shape);
-  }
-  const t = performance.now();
-  const out = await session.run(feeds);
-  for (const v of Object.values(out)) v.dispose?.();
-  for (const v of Object.values(feeds)) v.dispose?.();
-  session.warmMs = performance.now() - t;
-}
-
 function createSession(file, provider, warm = false) {
   const key = `${file}|${provider}`;
   if (!sessions.has(key)) {
     const p = (async () => {
       const [ort, bytes] = await Promise.all([loadOrt(provider), fetchModel(file)]);
-      const t = performance.now();
-      // in the worker's case ONNX Runtime transfers the bytes: keep fetchModel's for a later session
-      const model = ort.env.wasm.proxy ? bytes.slice() : bytes;
-      const session = await ort.InferenceSession.create(model, SESSION_OPTIONS(provider));
-      session.createMs = performance.now() - t;
-      if (warm) {
-        try { await warmUp(session, ort); } catch (e) { console.warn(`${file}: warm-up run failed`, e); }
+      let session;
+      if (ort === ORT_IN_WORKER) {
+        // the bytes move to the worker: fetchModel's stay for a later (fallback) session
+        session = await ortWorker.createSession(bytes.slice(), SESSION_OPTIONS(provider), warm);
+      } else {
+        const t = performance.now();
+        session = await ort.InferenceSession.create(bytes, SESSION_OPTIONS(provider));
+        session.createMs = performance.now() - t;
+        if (warm) {
+          try { session.warmMs = await warmUp(session, ort); } catch (e) { console.warn(`${file}: warm-up run failed`, e); }
+        }
       }
       mark(`session:${file}`);
       return session;
@@ -343,31 +344,11 @@ function speculate(m) {
   }
 }
 
-// One graph run, one crossing for Python: wrap the feeds ({name: {type, data, dims}}: a Float32Array
-// made by pixels.js, or an output of an earlier runGraph), run, copy every output into a plain
-// {type, data, dims} (data: a typed array owned by JS, not by ONNX Runtime) and dispose every tensor.
-// Returns {ms: session.run's own time, outputs}.
-async function runGraph(session, ort, feeds) {
-  const inputs = {};
-  for (const name of Object.keys(feeds)) {
-    const f = feeds[name];
-    inputs[name] = new ort.Tensor(f.type || "float32", f.data, f.dims);
-  }
-  const t = performance.now();
-  let out;
-  try {
-    out = await session.run(inputs);
-  } finally {
-    for (const name of Object.keys(inputs)) inputs[name].dispose();
-  }
-  const ms = performance.now() - t;
-  const outputs = {};
-  for (const name of session.outputNames) {
-    const o = out[name];
-    outputs[name] = { type: o.type, data: o.data, dims: Array.from(o.dims) };
-    o.dispose();
-  }
-  return { ms, outputs };
+// One graph run, one crossing for Python: feeds {name: {type, data, dims}} in, {ms, outputs} back with
+// every output a plain {type, data, dims} and every ONNX Runtime tensor disposed (ort_session.js).
+// `ort` is the module of the session's provider (loadOrt); a session in the worker runs there.
+function runGraph(session, ort, feeds) {
+  return session.inWorker ? session.runGraph(feeds) : runAndCopy(session, ort, feeds);
 }
 
 // Calls `onLost` when the WebGL context ONNX Runtime draws with is lost (GPU reset, driver, tab in
@@ -481,6 +462,14 @@ if (!hasWasm) {
   }
   // 3. ONNX Runtime's wasm bundle (the parser always runs there), then the models: manifest, the
   //    camera path's files, and (unless ?speculate=0) their sessions on the manifest's providers
+  //    (the worker starts the backend as soon as it runs, whether or not sessions are speculated)
+  if (wasmInWorker) {
+    ortWorker = new OrtWorker({ ortBase: new URL(VENDOR.ort, location.href).href, bundle: ORT_BUNDLES.wasm,
+                                threads, identity: identityModel() });
+    progress("ort:wasm", "ONNX Runtime (wasm, in a worker): starting…");
+    ortWorker.ready.then(() => progress("ort:wasm", "ONNX Runtime (wasm, in a worker): ready", "done"),
+                         () => progress("ort:wasm", "ONNX Runtime (wasm): on the page's main thread", "note"));
+  }
   if (params.get("speculate") !== "0") startOrtBackend().catch((e) => console.warn("ONNX Runtime's early start failed:", e));
   else loadOrt("wasm");
   // 4. while the downloads run: the per-pixel loops compiled before the first camera frame needs them

@@ -202,21 +202,34 @@ def test_wasm_path_same_origin_and_same_landmarks_as_cli(camera_browser, site, k
         page.close()
 
 
-@pytest.mark.parametrize("case, query, in_worker", [
-    ("by default", "", True),
-    ("asked not to", "&proxy=0", False),
+def _no_worker_script(route):
+    route.fulfill(status=404, body="not found")
+
+
+@pytest.mark.parametrize("case, query, routes, in_worker, warned", [
+    ("by default", "", [], True, False),
+    ("asked not to", "&worker=0", [], False, False),
+    ("the worker's script missing", "", [("**/ort_worker.js", _no_worker_script)], False, True),
 ])
-def test_the_wasm_backend_runs_in_onnx_runtimes_worker_or_where_asked(camera_browser, site, known_box, case,
-                                                                       query, in_worker):
-    """ONNX Runtime's wasm backend (every stage here) runs in its own worker (env.wasm.proxy), off the
-    page's main thread; ?proxy=0 keeps it on the main thread. Either way the camera path gives the
-    CLI's landmarks, frame after frame (each run transfers its inputs to the worker: a reused buffer
-    would be detached on the next frame)."""
-    page = new_page(camera_browser, site, "?detector=wasm&landmarks=wasm&parser=wasm&smooth=0" + query)
+def test_the_wasm_backend_runs_in_its_worker_or_where_asked(camera_browser, site, known_box, case, query,
+                                                            routes, in_worker, warned):
+    """ONNX Runtime's wasm backend (every stage here) runs in the page's own worker (ort_worker.js), off
+    the page's main thread; ?worker=0 keeps it on the main thread, and so does a worker that cannot
+    start (one console warning). Either way the camera path gives the CLI's landmarks, frame after
+    frame (each run transfers its inputs to the worker: a reused buffer would be detached on the next
+    frame)."""
+    page = new_page(camera_browser, site, "?detector=wasm&landmarks=wasm&parser=wasm&smooth=0" + query,
+                    routes=routes)
     try:
         check_camera_path(page, known_box, frames=4)
         workers = [w.url for w in page.workers]
-        assert any(u.endswith("/ort.wasm.min.mjs") for u in workers) == in_worker, (case, workers)
+        assert any(u.endswith("/ort_worker.js") for u in workers) == in_worker, (case, workers)
+        # ONNX Runtime's own worker (env.wasm.proxy) is not used either way
+        assert not any(u.endswith("/ort.wasm.min.mjs") for u in workers), (case, workers)
+        # boot.loadOrt("wasm") answers the worker's stand-in, or ONNX Runtime's module on this thread
+        assert page.evaluate("async () => (await faceBoot.loadOrt('wasm')).inWorker === true") == in_worker, case
+        worker_warnings = [w for w in page.warnings if "ONNX Runtime's worker" in w]
+        assert len(worker_warnings) == (1 if warned else 0), (case, page.warnings)
         assert page.errors == []
     finally:
         page.close()
