@@ -20,15 +20,40 @@ const SNAPSHOT = "snapshot.bin.gz";
 let booting = null;
 
 // The memory snapshot (scripts/vendor.mjs makes it) turns Python's initialisation, ~2 s of the main
-// thread here, into a ~0.3 s restore. It is gzipped (hosts rarely compress binary files) and inflated
-// here. ?snapshot=0 boots without it; so does a failed fetch or restore.
+// thread here, into a ~0.3 s restore. It is gzipped (hosts rarely compress binary files). A server
+// that says so (Content-Encoding: gzip: vercel.json, hence scripts/serve.py) has the browser's network
+// process inflate it; otherwise it is inflated here, on the page's main thread, where its 31 MB took
+// ~0.24 s of tasks (up to 0.12 s each) while Pyodide's other downloads waited for that thread.
+// ?snapshot=0 boots without it; so does a failed fetch or restore.
+const GZIP_MAGIC = [0x1f, 0x8b];
+
+async function snapshotBytes(response) {
+  const reader = response.body.getReader();
+  const first = await reader.read();
+  const head = first.value ?? new Uint8Array(0);
+  const body = new ReadableStream({
+    start(controller) {
+      if (head.length) controller.enqueue(head);
+      if (first.done) controller.close();
+    },
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: (why) => reader.cancel(why),
+  });
+  if (head[0] !== GZIP_MAGIC[0] || head[1] !== GZIP_MAGIC[1]) return new Response(body).arrayBuffer();
+  marks["pyodide:inflate"] = performance.now();      // the server sent the gzip as it is
+  return new Response(body.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer();
+}
+
 async function bootFromSnapshot() {
   const response = await fetch(INDEX_URL + SNAPSHOT);
   if (!response.ok) throw new Error(`${SNAPSHOT}: HTTP ${response.status}`);
-  const inflated = new Response(response.body.pipeThrough(new DecompressionStream("gzip")));
   // Pyodide awaits the bytes only once its wasm is compiled: a bad gzip rejects before that, and the
   // rejection would be reported as unhandled (bootPyodide still receives it and fails).
-  const bytes = inflated.arrayBuffer();
+  const bytes = snapshotBytes(response);
   bytes.catch(() => {});
   const pyodide = await bootPyodide({ indexURL: INDEX_URL, _loadSnapshot: bytes });
   // The snapshot holds random's state as it was when it was made: give each page its own.
