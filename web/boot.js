@@ -231,6 +231,15 @@ function cameraPathFiles(m) {
           m?.landmarks?.graph?.file].filter(Boolean);
 }
 
+// The input sizes of the camera path's graphs ([[w, h], ...]): the detector's and the landmark graph's.
+function cameraPathInputSizes(m) {
+  const det = m?.detectors?.[m?.defaults?.camera] ?? Object.values(m?.detectors ?? {})[0];
+  const roi = m?.detectors?.[m?.defaults?.roi];
+  return [det?.input, roi?.input, m?.landmarks?.input]
+    .filter((i) => Number.isInteger(i?.width) && Number.isInteger(i?.height) && i.width > 0 && i.height > 0)
+    .map((i) => [i.width, i.height]);
+}
+
 // ---- ONNX Runtime Web ------------------------------------------------------------------------
 const ortModules = new Map();
 // ONNX Runtime's own rule for its wasm threads (one per two cores, at most 4; one without cross-origin
@@ -481,5 +490,6 @@ if (!hasWasm) {
     mark("manifest");
     for (const f of cameraPathFiles(m)) fetchModel(f);
     if (params.get("speculate") !== "0") speculate(m);
+    setTimeout(() => pixels.prepareInputs(cameraPathInputSizes(m)), 0);
   });
 }

@@ -307,6 +307,14 @@ export function warmUp() {
   }
 }
 
+/** Make the scratch canvas of each model input size ([[w, h], ...]) and draw into it once: the first
+ *  camera frame's preprocessing otherwise pays for them (20-28 ms here against ~1 ms later). boot.js
+ *  calls it once the manifest names the sizes. */
+export function prepareInputs(sizes) {
+  const source = Object.assign(document.createElement("canvas"), { width: 8, height: 8 });
+  for (const [w, h] of sizes) toInput(source, 1, 0, 0, 1, 0, 0, w, h, [0, 0, 0], [1, 1, 1], false);
+}
+
 /** The way of the next grab: the choice, else alternately while the first frames are timed. The very
  *  first by planes only from the camera's own frame (~10 ms here); a VideoFrame of the <video> or
  *  drawImage(video) is slow the first time (the <video>'s first picture: 120–160 ms in the page). */
