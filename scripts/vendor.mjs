@@ -141,12 +141,14 @@ const OFF_PATH = new Set(["ort-wasm-simd-threaded.asyncify.wasm"]);
 // python_stdlib.zip (zipimport keeps the archive's directory in that memory), so it is made here,
 // from the vendored files, and checked by restoring it in a second interpreter. Its randomness
 // (random's state, str hashes) is the same on every load: python_boot.mjs reseeds `random`.
-// It is written gzipped (31 MB → 6 MB) and the page inflates it with DecompressionStream: hosts
-// compress by content type, and few compress application/octet-stream.
+// It is written gzipped (31 MB → 6 MB): hosts compress by content type, and few compress
+// application/octet-stream. vercel.json sends it with Content-Encoding: gzip, so the browser inflates
+// it off the page's main thread; on a host without that header the page inflates it itself.
 // What Pyodide's boot has not imported yet but the page's start does (sys.modules at the end of
 // main.py's imports, less Pyodide's own boot): statistics (with decimal, fractions, numbers) for the
-// pipeline, html for PyScript. Modules that touch JS at import (js, pyscript) cannot be in it.
-const SNAPSHOT_IMPORTS = ["statistics", "html.entities", "encodings.cp437"];
+// pipeline, html for PyScript, hashlib for the frozen pipeline's check (web/frozen_pipeline.py; from
+// source it took ~20 ms of the page's start). Modules that touch JS at import (js, pyscript) cannot be in it.
+const SNAPSHOT_IMPORTS = ["statistics", "html.entities", "encodings.cp437", "hashlib"];
 const SNAPSHOT_CHECK = "import csv, colorsys; 'ok'";   // imports from the zip after a restore
 
 // The pipeline's modules (facelandmarks/pipeline/*.py, stdlib-only) are imported into the snapshot
