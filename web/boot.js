@@ -263,7 +263,8 @@ let ortWorker = null;
 
 function loadOrt(provider) {
   const bundle = ORT_BUNDLES[provider] ? provider : "wasm";
-  if (bundle === "wasm" && ortWorker && !ortModules.has(bundle)) {
+  if (bundle === "wasm" && ortWorker?.failure) ortWorker = null;       // it stopped: sessions go here
+  if (bundle === "wasm" && ortWorker) {
     return ortWorker.ready.then(() => ORT_IN_WORKER, (e) => {
       if (ortWorker) console.warn("ONNX Runtime's worker did not start; running its wasm backend on the page's main thread:", e);
       ortWorker = null;
@@ -372,6 +373,14 @@ function watchWebgl(ort, onLost) {
   return true;
 }
 
+// For tests: stop ONNX Runtime's worker as a crash would (its sessions die; ort_runtime.py makes them
+// again on the main thread). False when there is no worker.
+function stopOrtWorker() {
+  if (!ortWorker || ortWorker.failure) return false;
+  ortWorker.fail(new Error("stopped on purpose"));
+  return true;
+}
+
 // For tests and the bench: lose ORT's WebGL context on purpose.
 function loseWebgl() {
   const ort = ortModules.has("webgl") ? ortModules.get("webgl") : null;
@@ -427,7 +436,7 @@ const boot = {
   progress, message, clearMessage,
   manifestText, modelsChoice,
   fetchModel, cameraPathFiles,
-  loadOrt, createSession, forgetSession, runGraph, watchWebgl, loseWebgl,
+  loadOrt, createSession, forgetSession, runGraph, watchWebgl, loseWebgl, stopOrtWorker,
   openCamera, listCameras, stopStream, decodeImage,
   pixels,
   camera: null,

@@ -57,6 +57,11 @@ class ModelError(Exception):
         return f"The model file {f} could not be downloaded ({self.detail})."
 
 
+def is_worker_lost(e: BaseException) -> bool:
+    """boot.js's error for a run or session in ONNX Runtime's worker after the worker stopped."""
+    return getattr(e, "name", "") == "OrtWorkerLost"
+
+
 def js_error_text(e: BaseException) -> str:
     msg = str(e)
     # JsException's text is "Name: message"; keep it short
@@ -114,6 +119,7 @@ class OrtWebRuntime:
         self.fallen_back: dict[str, str] = {}       # stage → why it runs on wasm instead
         self.output_names: dict[str, list[str]] = {}
         self._webgl_lost = False
+        self._worker_gone = False
 
     # -- providers -------------------------------------------------------------------------------
     def wanted_provider(self, graph: GraphSpec) -> str:
@@ -178,6 +184,7 @@ class OrtWebRuntime:
             raise ModelError(str(kind), graph.file, str(getattr(e, "message", e))) from None
         label = f"session:{graph.file}"
         t0 = time.perf_counter()
+        worker_lost = False
         while True:
             self.progress(label, f"{graph.file}: starting on {provider}…", "busy")
             try:
@@ -188,6 +195,10 @@ class OrtWebRuntime:
                     self._fall_back(self.stage_of.get(graph.file, "detector"),
                                     f"{graph.file} could not start on {provider} ({js_error_text(e)})")
                     provider = "wasm"
+                    continue
+                if is_worker_lost(e) and not worker_lost:     # once more, on the page's main thread
+                    worker_lost = True
+                    self._worker_lost(e)
                     continue
                 self.progress(label, f"{graph.file}: cannot be loaded", "error")
                 raise ModelError("load", graph.file, js_error_text(e)) from None
@@ -213,6 +224,20 @@ class OrtWebRuntime:
         if provider == "webgl":
             self.boot.watchWebgl(ort, self._on_webgl_lost_proxy())
         return sess
+
+    def _worker_lost(self, e: JsException) -> None:
+        """ONNX Runtime's worker stopped: its sessions died with it. Forget them (the next run of each
+        makes it again; boot.js now puts wasm sessions on the page's main thread) and say so once."""
+        for f, p in list(self.providers.items()):
+            if p == "wasm":
+                self.sessions.pop(f, None)
+                self.providers.pop(f, None)
+                self.boot.forgetSession(f, p)
+        if not self._worker_gone:
+            self._worker_gone = True
+            why = getattr(e, "message", None) or js_error_text(e)
+            self.notify("warning", f"{why}. The WebAssembly stages now run on the page's main thread: "
+                                   f"results are the same, the page may be less smooth.", "provider:worker")
 
     def _on_webgl_lost_proxy(self):
         if not hasattr(self, "_lost_proxy"):
@@ -245,6 +270,9 @@ class OrtWebRuntime:
                 result = await self.boot.runGraph(sess, self.modules[graph.file], js_feeds)
             except JsException as e:
                 provider = self.providers.get(graph.file)
+                if attempt == 0 and is_worker_lost(e):
+                    self._worker_lost(e)        # this graph and the other wasm ones, made again here
+                    continue
                 if attempt == 0 and provider != "wasm":
                     # e.g. WebGL context lost mid-run: retry this graph on wasm
                     stage = self.stage_of.get(graph.file, "detector")

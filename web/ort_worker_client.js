@@ -16,7 +16,7 @@ export class OrtWorker {
     // the worker's script failed to load or threw outside a request: nothing more will come back
     this.worker.onerror = (ev) => {
       ev.preventDefault?.();
-      this.fail(new Error(`ONNX Runtime's worker failed: ${ev.message || "its script did not load"}`));
+      this.fail(new Error(ev.message || "its script did not load"));
     };
     this.worker.onmessageerror = () => this.fail(new Error("ONNX Runtime's worker sent a message that could not be read"));
     this.ready = this.request("init", { ortBase, bundle, threads, identity });
@@ -40,9 +40,12 @@ export class OrtWorker {
     else callbacks[0](out);
   }
 
-  fail(error) {
+  // Every request from now on, and those in flight, fail with an OrtWorkerLost error (boot.js then
+  // makes new sessions on the main thread; ort_runtime.py retries the run there).
+  fail(cause) {
+    const error = Object.assign(new Error(`ONNX Runtime's worker stopped: ${cause.message}`), { name: "OrtWorkerLost" });
     this.failure ??= error;
-    for (const [, reject] of this.pending.values()) reject(error);
+    for (const [, reject] of this.pending.values()) reject(this.failure);
     this.pending.clear();
     this.worker.terminate();
   }

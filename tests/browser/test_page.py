@@ -235,6 +235,27 @@ def test_the_wasm_backend_runs_in_its_worker_or_where_asked(camera_browser, site
         page.close()
 
 
+def test_a_stopped_worker_moves_the_wasm_stages_to_the_main_thread(camera_browser, site, known_box):
+    """ONNX Runtime's worker stopping mid-run (as a crash would) costs the frame in flight its retry,
+    not the page: the wasm sessions are made again on the main thread, the page says so once, and
+    the face is still found frame after frame."""
+    page = new_page(camera_browser, site, "?detector=wasm&landmarks=wasm&parser=wasm")
+    try:
+        first_camera_frame(page)
+        assert page.evaluate("() => faceBoot.stopOrtWorker()") is True
+        seen = page.evaluate("() => window.__faces.length")
+        wait_for(page, f"() => window.__faces.slice({seen}).filter(d => d.source === 'camera' && d.faces.length).length >= 5",
+                 90, "5 frames with a face after the worker stopped")
+        assert page.evaluate("async () => (await faceBoot.loadOrt('wasm')).inWorker === true") is False
+        after = page.evaluate(f"() => window.__faces.slice({seen}).filter(d => d.source === 'camera')")
+        assert all(len(d["faces"]) == 1 and iou(d["faces"][0]["box"], known_box) >= 0.5 for d in after[-5:])
+        assert messages(page).count("worker stopped") == 1, messages(page)
+        assert page.evaluate("() => document.querySelector('#messages [data-key=\"loop\"]')") is None
+        assert page.errors == []
+    finally:
+        page.close()
+
+
 def on_software_webgl(check, attempts: int = 2):
     """Run ``check()`` (which opens and closes its own page) again if Chromium's renderer crashed.
 
