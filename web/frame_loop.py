@@ -11,7 +11,7 @@ import js
 from pyodide.ffi import create_proxy
 
 import messages
-from ort_runtime import CanvasFrame, ModelError, js_error_text
+from ort_runtime import CanvasFrame, ModelError, WorkerLost, js_error_text
 
 boot = js.window.faceBoot
 pixels = boot.pixels
@@ -70,6 +70,8 @@ class FrameLoop:
         except ModelError as e:
             self.on_model_error(e)
             self.running = False
+        except WorkerLost:              # this frame is dropped; the next one runs on the main thread
+            pass
         except Exception as e:          # keep the page alive; say what happened once
             text = js_error_text(e)
             if text != self.loop_error:

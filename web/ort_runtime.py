@@ -57,6 +57,12 @@ class ModelError(Exception):
         return f"The model file {f} could not be downloaded ({self.detail})."
 
 
+class WorkerLost(RuntimeError):
+    """ONNX Runtime's worker stopped during a run, taking the run's inputs with it (they are transferred
+    to it). The wasm sessions are made again on the page's main thread at their next run: the caller
+    drops this frame, or runs its step again."""
+
+
 def is_worker_lost(e: BaseException) -> bool:
     """boot.js's error for a run or session in ONNX Runtime's worker after the worker stopped."""
     return getattr(e, "name", "") == "OrtWorkerLost"
@@ -270,9 +276,11 @@ class OrtWebRuntime:
                 result = await self.boot.runGraph(sess, self.modules[graph.file], js_feeds)
             except JsException as e:
                 provider = self.providers.get(graph.file)
-                if attempt == 0 and is_worker_lost(e):
-                    self._worker_lost(e)        # this graph and the other wasm ones, made again here
-                    continue
+                if is_worker_lost(e):
+                    # its feeds went to the worker with the request (transferred): the caller starts
+                    # its step again, and this graph and the other wasm ones are made again here
+                    self._worker_lost(e)
+                    raise WorkerLost(str(getattr(e, "message", e))) from None
                 if attempt == 0 and provider != "wasm":
                     # e.g. WebGL context lost mid-run: retry this graph on wasm
                     stage = self.stage_of.get(graph.file, "detector")

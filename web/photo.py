@@ -17,7 +17,7 @@ from pyodide.ffi import JsException
 import messages
 from facelandmarks.pipeline.options import MAX_PIXELS, PipelineOptions
 from facelandmarks.pipeline.stages import FacePipeline
-from ort_runtime import CanvasFrame, ModelError
+from ort_runtime import CanvasFrame, ModelError, WorkerLost
 
 boot = js.window.faceBoot
 pixels = boot.pixels
@@ -142,7 +142,10 @@ class PhotoMode:
         self.frame = frame = CancellableFrame(bitmap, bw, bh, pixels)
         t0 = time.perf_counter()
         try:
-            result = await self.pipeline.process(frame)
+            try:
+                result = await self.pipeline.process(frame)
+            except WorkerLost:          # its runs go to the page's main thread now: once more there
+                result = await self.pipeline.process(frame)
         except PhotoCancelled:
             messages.progress("still", "Photo: cancelled", "note")
             return
