@@ -482,8 +482,14 @@ if (!hasWasm) {
   //    camera path's files, and (unless ?speculate=0) their sessions on the manifest's providers
   //    (the worker starts the backend as soon as it runs, whether or not sessions are speculated)
   if (wasmInWorker) {
-    ortWorker = new OrtWorker({ ortBase: new URL(VENDOR.ort, location.href).href, bundle: ORT_BUNDLES.wasm,
-                                threads, identity: identityModel() });
+    try {
+      ortWorker = new OrtWorker({ ortBase: new URL(VENDOR.ort, location.href).href, bundle: ORT_BUNDLES.wasm,
+                                  threads, identity: identityModel() });
+    } catch (e) {          // e.g. a Content-Security-Policy without worker-src 'self'
+      console.warn("ONNX Runtime's worker did not start; running its wasm backend on the page's main thread:", e);
+    }
+  }
+  if (ortWorker) {
     progress("ort:wasm", "ONNX Runtime (wasm, in a worker): starting…");
     ortWorker.ready.then(() => progress("ort:wasm", "ONNX Runtime (wasm, in a worker): ready", "done"),
                          () => progress("ort:wasm", "ONNX Runtime (wasm): on the page's main thread", "note"));

@@ -43,7 +43,6 @@ async function create({ key, model, options, warm }) {
       console.warn(`${key}: warm-up run failed`, e);
     }
   }
-  sessions.get(key)?.release();
   sessions.set(key, session);
   const inputMetadata = (session.inputMetadata ?? []).map((m) => ({ ...m, shape: m.shape && Array.from(m.shape) }));
   return { inputNames: [...session.inputNames], outputNames: [...session.outputNames], inputMetadata, createMs, warmMs };
