@@ -9,7 +9,7 @@
 // python_boot.mjs (imported first, so it is evaluated first).
 import * as python from "./python_boot.mjs";
 import * as pixels from "./pixels.js";
-import { runAndCopy, warmUp } from "./ort_session.js";
+import { openSession, runAndCopy } from "./ort_session.js";
 import { OrtWorker } from "./ort_worker_client.js";
 
 const VENDOR = {
@@ -223,19 +223,29 @@ function fetchModel(file) {
 
 // The files of the camera path (default camera detector + its parser + the landmark graph), in the
 // order they are needed. Other files (e.g. the still-image detector) are fetched when first used.
-function cameraPathFiles(m) {
-  // the camera detector, the tracking (roi) detector when the export has one, the landmark graph
-  const det = m?.detectors?.[m?.defaults?.camera] ?? Object.values(m?.detectors ?? {})[0];
-  const roi = m?.detectors?.[m?.defaults?.roi];
-  return [det?.graph?.file, det?.parser?.file, roi?.graph?.file, roi?.parser?.file,
-          m?.landmarks?.graph?.file].filter(Boolean);
+// The camera path's models: the camera detector, the tracking (roi) detector when the export has
+// one, the landmark model.
+function cameraPath(m) {
+  return {
+    det: m?.detectors?.[m?.defaults?.camera] ?? Object.values(m?.detectors ?? {})[0],
+    roi: m?.detectors?.[m?.defaults?.roi],
+    landmarks: m?.landmarks,
+  };
 }
 
-// The input sizes of the camera path's graphs ([[w, h], ...]): the detector's and the landmark graph's.
+// Its graphs as [stage, graph], in the order they are needed.
+function cameraPathGraphs(m) {
+  const { det, roi, landmarks } = cameraPath(m);
+  return [["detector", det?.graph], ["parser", det?.parser], ["detector", roi?.graph],
+          ["parser", roi?.parser], ["landmarks", landmarks?.graph]].filter(([, g]) => g?.file);
+}
+
+const cameraPathFiles = (m) => cameraPathGraphs(m).map(([, g]) => g.file);
+
+// The input sizes of its models ([[w, h], ...]).
 function cameraPathInputSizes(m) {
-  const det = m?.detectors?.[m?.defaults?.camera] ?? Object.values(m?.detectors ?? {})[0];
-  const roi = m?.detectors?.[m?.defaults?.roi];
-  return [det?.input, roi?.input, m?.landmarks?.input]
+  const { det, roi, landmarks } = cameraPath(m);
+  return [det?.input, roi?.input, landmarks?.input]
     .filter((i) => Number.isInteger(i?.width) && Number.isInteger(i?.height) && i.width > 0 && i.height > 0)
     .map((i) => [i.width, i.height]);
 }
@@ -261,12 +271,16 @@ const wasmInWorker = params.get("worker") !== "0" && typeof Worker === "function
 const ORT_IN_WORKER = Object.freeze({ inWorker: true });
 let ortWorker = null;
 
+function workerDidNotStart(why) {
+  console.warn("ONNX Runtime's worker did not start; running its wasm backend on the page's main thread:", why);
+}
+
 function loadOrt(provider) {
   const bundle = ORT_BUNDLES[provider] ? provider : "wasm";
   if (bundle === "wasm" && ortWorker?.failure) ortWorker = null;       // it stopped: sessions go here
   if (bundle === "wasm" && ortWorker) {
     return ortWorker.ready.then(() => ORT_IN_WORKER, (e) => {
-      if (ortWorker) console.warn("ONNX Runtime's worker did not start; running its wasm backend on the page's main thread:", e);
+      if (ortWorker) workerDidNotStart(e);
       ortWorker = null;
       return loadOrt(provider);
     });
@@ -321,14 +335,10 @@ function createSession(file, provider, warm = false) {
       let session;
       if (ort === ORT_IN_WORKER) {
         // the bytes move to the worker: fetchModel's stay for a later (fallback) session
-        session = await ortWorker.createSession(bytes.slice(), SESSION_OPTIONS(provider), warm);
+        session = await ortWorker.createSession(file, bytes.slice(), SESSION_OPTIONS(provider), warm);
       } else {
-        const t = performance.now();
-        session = await ort.InferenceSession.create(bytes, SESSION_OPTIONS(provider));
-        session.createMs = performance.now() - t;
-        if (warm) {
-          try { session.warmMs = await warmUp(session, ort); } catch (e) { console.warn(`${file}: warm-up run failed`, e); }
-        }
+        const { session: s, createMs, warmMs } = await openSession(ort, file, bytes, SESSION_OPTIONS(provider), warm);
+        session = Object.assign(s, { createMs, warmMs });
       }
       mark(`session:${file}`);
       return session;
@@ -344,12 +354,8 @@ function forgetSession(file, provider) {
 }
 
 function speculate(m) {
-  const det = m?.detectors?.[m?.defaults?.camera] ?? Object.values(m?.detectors ?? {})[0];
-  const roi = m?.detectors?.[m?.defaults?.roi];
-  const stages = [["detector", det?.graph], ["parser", det?.parser], ["detector", roi?.graph],
-                  ["parser", roi?.parser], ["landmarks", m?.landmarks?.graph]];
-  for (const [stage, g] of stages) {
-    const provider = g?.file && startProvider(stage, g.provider);
+  for (const [stage, g] of cameraPathGraphs(m)) {
+    const provider = startProvider(stage, g.provider);
     if (provider) createSession(g.file, provider, true);
   }
 }
@@ -486,7 +492,7 @@ if (!hasWasm) {
       ortWorker = new OrtWorker({ ortBase: new URL(VENDOR.ort, location.href).href, bundle: ORT_BUNDLES.wasm,
                                   threads, identity: identityModel() });
     } catch (e) {          // e.g. a Content-Security-Policy without worker-src 'self'
-      console.warn("ONNX Runtime's worker did not start; running its wasm backend on the page's main thread:", e);
+      workerDidNotStart(e);
     }
   }
   if (ortWorker) {

@@ -3,10 +3,28 @@
 
 const ARRAYS = { float32: Float32Array, uint8: Uint8Array, int32: Int32Array };
 
-// A session's first run is several times slower than the next ones (buffers, kernels, on webgl the
-// shaders): the camera path's sessions make it on zeros while Python boots, so the first camera frame
-// runs at the speed of the others. Inputs of unknown size are left cold. Returns the run's ms, or null.
-export async function warmUp(session, ort) {
+// A session for `model` (bytes) and, if `warm`, its first run made on zeros: a session's first run is
+// several times slower than the next ones (buffers, kernels, on webgl the shaders), and the camera
+// path's sessions make it while Python boots, so the first camera frame runs at the speed of the
+// others. Returns {session, createMs, warmMs} (warmMs null when not warmed). `file` names it in the
+// warning of a failed warm-up.
+export async function openSession(ort, file, model, options, warm) {
+  const t = performance.now();
+  const session = await ort.InferenceSession.create(model, options);
+  const createMs = performance.now() - t;
+  let warmMs = null;
+  if (warm) {
+    try {
+      warmMs = await warmUp(session, ort);
+    } catch (e) {
+      console.warn(`${file}: warm-up run failed`, e);
+    }
+  }
+  return { session, createMs, warmMs };
+}
+
+// Inputs of unknown size are left cold. Returns the run's ms, or null.
+async function warmUp(session, ort) {
   const inputs = session.inputMetadata ?? [];
   const fixed = (meta) => meta.isTensor && ARRAYS[meta.type] &&
     (meta.shape ?? []).every((d) => Number.isInteger(d) && d > 0);

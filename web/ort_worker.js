@@ -10,10 +10,10 @@
 //
 // Requests {id, op, ...} → replies {id, out} or {id, error: {name, message}}:
 //   init    {ortBase, bundle, threads, identity}  import the bundle, start the backend on `identity`
-//   create  {key, model, options, warm}           → {inputNames, outputNames, inputMetadata, createMs, warmMs}
+//   create  {key, file, model, options, warm}     → {inputNames, outputNames, inputMetadata, createMs, warmMs}
 //   run     {key, feeds}                          → {ms, outputs} (output buffers transferred back)
 //   release {key}
-import { runAndCopy, transferable, warmUp } from "./ort_session.js";
+import { openSession, runAndCopy, transferable } from "./ort_session.js";
 
 let ort = null;
 let started = null;                 // the init request's promise: every later request awaits it
@@ -25,24 +25,13 @@ async function init({ ortBase, bundle, threads, identity }) {
   ort.env.wasm.numThreads = threads;
   ort.env.wasm.proxy = false;
   ort.env.logLevel = "error";
-  const t = performance.now();
   const first = await ort.InferenceSession.create(identity, { executionProviders: ["wasm"] });
   await first.release();
-  return { ms: performance.now() - t };
+  return {};
 }
 
-async function create({ key, model, options, warm }) {
-  const t = performance.now();
-  const session = await ort.InferenceSession.create(model, options);
-  const createMs = performance.now() - t;
-  let warmMs = null;
-  if (warm) {
-    try {
-      warmMs = await warmUp(session, ort);
-    } catch (e) {
-      console.warn(`${key}: warm-up run failed`, e);
-    }
-  }
+async function create({ key, file, model, options, warm }) {
+  const { session, createMs, warmMs } = await openSession(ort, file, model, options, warm);
   sessions.set(key, session);
   const inputMetadata = (session.inputMetadata ?? []).map((m) => ({ ...m, shape: m.shape && Array.from(m.shape) }));
   return { inputNames: [...session.inputNames], outputNames: [...session.outputNames], inputMetadata, createMs, warmMs };
@@ -54,8 +43,8 @@ function session(key) {
   return s;
 }
 
+// every request but init, which the others wait for
 const OPS = {
-  init,
   create,
   run: ({ key, feeds }) => runAndCopy(session(key), ort, feeds),
   release: async ({ key }) => {
@@ -69,16 +58,11 @@ const OPS = {
 self.onmessage = async ({ data }) => {
   const { id, op } = data;
   try {
-    if (!OPS[op]) throw new Error(`unknown request ${op}`);
     let out;
-    if (op === "init") {
-      started = init(data);
-      out = await started;
-    } else {
-      if (!started) throw new Error("ONNX Runtime's worker was not started");
-      await started;
-      out = await OPS[op](data);
-    }
+    if (op === "init") out = await (started = init(data));
+    else if (!OPS[op]) throw new Error(`unknown request ${op}`);
+    else if (!started) throw new Error("ONNX Runtime's worker was not started");
+    else out = await started.then(() => OPS[op](data));
     const buffers = op === "run" ? transferable(Object.values(out.outputs).map((o) => o.data)) : [];
     self.postMessage({ id, out }, buffers);
   } catch (e) {

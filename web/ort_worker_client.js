@@ -41,7 +41,7 @@ export class OrtWorker {
   }
 
   // Every request from now on, and those in flight, fail with an OrtWorkerLost error (boot.js then
-  // makes new sessions on the main thread; ort_runtime.py retries the run there).
+  // makes new sessions on the main thread; ort_runtime.py forgets the dead ones).
   fail(cause) {
     const error = Object.assign(new Error(`ONNX Runtime's worker stopped: ${cause.message}`), { name: "OrtWorkerLost" });
     this.failure ??= error;
@@ -50,10 +50,11 @@ export class OrtWorker {
     this.worker.terminate();
   }
 
-  // model: a Uint8Array the caller gives up (its buffer moves to the worker).
-  async createSession(model, options, warm = false) {
+  // file: the model's name (for messages); model: a Uint8Array the caller gives up (its buffer moves
+  // to the worker).
+  async createSession(file, model, options, warm = false) {
     const key = `s${this.nextKey++}`;
-    const info = await this.request("create", { key, model, options, warm }, transferable([model]));
+    const info = await this.request("create", { key, file, model, options, warm }, transferable([model]));
     return new WorkerSession(this, key, info);
   }
 }
